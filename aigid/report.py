@@ -1,0 +1,108 @@
+"""Paper-style tables and figures from sweep results, independent of Ray.
+
+A trial is a dict: {"config": flat config, "final": last reported metrics,
+"epochs": [metrics at each epoch end], "status": "TERMINATED" | "ERROR", "error": str}.
+"""
+from __future__ import annotations
+
+from typing import Callable, Sequence
+
+import numpy as np
+
+from aigid.metrics import mean_std
+
+
+def last_epochs(trial: dict, key: str, k: int | None = None) -> list[float]:
+    """`key` at the final k epoch ends (k = the trial's `stability_epochs`, the paper's five)."""
+    k = k or int(trial["config"].get("stability_epochs", 5))
+    return [e[key] for e in trial["epochs"][-k:] if key in e]
+
+
+def pooled(trials: Sequence[dict], key: str) -> tuple[float, float]:
+    """Mean ± std of `key` over the last epochs of every trial given (seeds pooled)."""
+    return mean_std([v for t in trials for v in last_epochs(t, key)])
+
+
+def pct(mean_and_std: tuple[float, float]) -> str:
+    mean, std = mean_and_std
+    return "—" if np.isnan(mean) else f"{100 * mean:.1f} (±{100 * std:.1f})"
+
+
+def label(value) -> str:
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(label(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _key(value):
+    return tuple(value) if isinstance(value, list) else value
+
+
+def grid_table(
+    trials: Sequence[dict],
+    row_axis: str,
+    col_axis: str,
+    cell: Callable[[list[dict]], str],
+    *,
+    rows: Sequence | None = None,
+    cols: Sequence | None = None,
+    title: str = "",
+) -> str:
+    """A rows × columns text table; each cell formats the finished trials of that grid point."""
+    rows = list(rows) if rows is not None else sorted({_key(t["config"][row_axis]) for t in trials})
+    cols = list(cols) if cols is not None else sorted({_key(t["config"][col_axis]) for t in trials})
+    finished = [t for t in trials if t["status"] == "TERMINATED" and t["epochs"]]
+    body = []
+    for r in rows:
+        line = [label(r)]
+        for c in cols:
+            here = [t for t in finished if _key(t["config"][row_axis]) == _key(r) and _key(t["config"][col_axis]) == _key(c)]
+            line.append(cell(here) if here else "failed" if _has_failed(trials, row_axis, r, col_axis, c) else "—")
+        body.append(line)
+    header = [f"{row_axis} \\ {col_axis}"] + [label(c) for c in cols]
+    return render([header] + body, title=title)
+
+
+def _has_failed(trials, row_axis, r, col_axis, c) -> bool:
+    return any(t["status"] != "TERMINATED" and _key(t["config"][row_axis]) == _key(r)
+               and _key(t["config"][col_axis]) == _key(c) for t in trials)
+
+
+def render(rows: Sequence[Sequence[str]], *, title: str = "") -> str:
+    """Plain aligned text: readable in a terminal, a Ray job log and an MLflow artifact."""
+    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+    lines = [title] if title else []
+    for n, row in enumerate(rows):
+        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
+        if n == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def failures(trials: Sequence[dict]) -> str:
+    """One line per failed trial with its reason, or '' when every trial finished."""
+    failed = [t for t in trials if t["status"] != "TERMINATED"]
+    return "\n".join(f"FAILED {t['name']}: {t['error']}" for t in failed)
+
+
+def heatmap_figure(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str):
+    """A matplotlib heat map (train subset × test subset), values in percent, like the LoL paper's Fig. 4."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(col_labels), 1 + 0.7 * len(row_labels)))
+    image = ax.imshow(100 * matrix, cmap="Blues", vmin=0, vmax=100)
+    ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right")
+    ax.set_yticks(range(len(row_labels)), row_labels)
+    ax.set_xlabel("test subset")
+    ax.set_ylabel("train subset")
+    for i in range(matrix.shape[0]):
+        for j in range(matrix.shape[1]):
+            if not np.isnan(matrix[i, j]):
+                ax.text(j, i, f"{100 * matrix[i, j]:.1f}", ha="center", va="center", fontsize=7)
+    ax.set_title(title)
+    fig.colorbar(image, ax=ax, label="ACC (%)")
+    fig.tight_layout()
+    return fig

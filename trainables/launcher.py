@@ -1,0 +1,168 @@
+"""The one launcher every sweep script calls: arguments, validation, Ray, MLflow, the table.
+
+Order matters for a researcher's GPU hours: everything that can be wrong (data path,
+layout, grid values, backbone names, the MLflow store) is checked before Ray starts a
+single trial, and every error message names the fix.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import itertools
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+from aigid.backbones import BackboneError, check_backbone
+from aigid.data.layouts import LAYOUTS, DataError, scan
+from aigid.data.synthetic import ensure_synthetic
+from trainables import tracking
+from trainables.method import Method
+
+DEFAULT_DATA_DIR = "aigid_data"
+DEFAULT_STORAGE = "aigid_results"
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """A published grid: its axes, the paper's settings beyond the method defaults, its table."""
+
+    name: str  # MLflow experiment and Ray run name
+    method: Method
+    grid: dict[str, list]  # axis -> the paper's values, in the paper's order
+    table: Callable[[list[dict]], str]  # trials -> the paper-shaped table
+    doc: str = ""  # which table/figure of the paper this reproduces
+    paper: dict = field(default_factory=dict)  # overrides that hold with real data (--data)
+    offline: dict = field(default_factory=dict)  # extra overrides on the synthetic stand-in
+    prune: Callable | None = None  # (grid, index, base) -> (grid, note): drop values the data cannot hold
+    artifacts: Callable | None = None  # (trials, out_dir) -> None: figures for the parent run
+
+
+def parse_args(sweep: Sweep, argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog=f"python sweeps/{sweep.name}.py",
+        description=f"{sweep.doc}\n\nGrid: " + " × ".join(f"{k} {v}" for k, v in sweep.grid.items())
+        + "\n\nWithout --data it runs offline on a generated SYNTHETIC stand-in benchmark with a tiny "
+          "random-init model (a demo of the pipeline, not the paper's numbers). With --data every "
+          "default is the paper's.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    data = parser.add_argument_group("data and model")
+    data.add_argument("--data", help="dataset root (GenImage, UniversalFakeDetect, DiffusionForensics or real/+fake/); "
+                                     "check it first with `aigid data inspect PATH`")
+    data.add_argument("--layout", choices=LAYOUTS, help="override the auto-detected dataset layout")
+    data.add_argument("--backbone", help="CLIP image encoder (open_clip name: RN50, RN101, ViT-L-14, ...)")
+    data.add_argument("--pretrained", help="open_clip tag (openai), a local checkpoint path, or none")
+    data.add_argument("--epochs", type=int, help="epochs per trial")
+    data.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                      help="override any config field for every trial, e.g. --set lr=1e-5 (repeatable)")
+    data.add_argument("--smoke", action="store_true", help="a minutes-long check of the whole pipeline")
+    run = parser.add_argument_group("running")
+    run.add_argument("--seeds", type=int, default=1, help="repeat the grid with seeds 0..N-1 (default 1)")
+    run.add_argument("--gpus-per-trial", type=float, default=0.0, help="GPU share per trial, e.g. 0.25 packs 4 on a GPU")
+    run.add_argument("--cpus-per-trial", type=float, default=1.0, help="CPUs per trial (torch threads + loader workers)")
+    run.add_argument("--max-concurrent", type=int, default=0, help="cap on concurrent trials (0: as resources allow)")
+    run.add_argument("--max-failures", type=int, default=1, help="retries of a failed trial from its last checkpoint")
+    run.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
+                     help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
+    run.add_argument("--storage", default=DEFAULT_STORAGE, help="where trial checkpoints and results go")
+    run.add_argument("--name", help="run name under --storage (default: the sweep name and a timestamp)")
+    run.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    run.add_argument("--dry-run", action="store_true", help="validate and list the trials, run nothing")
+    args = parser.parse_args(argv)
+    if args.seeds < 1:
+        parser.error("--seeds must be >= 1")
+    if args.gpus_per_trial < 0 or args.cpus_per_trial <= 0:
+        parser.error("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
+    return args
+
+
+def parse_overrides(items: Sequence[str]) -> dict:
+    """KEY=VALUE pairs; values are Python literals when they parse as one (1e-5, (0.2, 0.4), None)."""
+    overrides = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+        try:
+            overrides[key.strip()] = ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            overrides[key.strip()] = raw
+    return overrides
+
+
+def base_overrides(sweep: Sweep, args: argparse.Namespace) -> dict:
+    """Config overrides shared by all trials: presets first, explicit flags last."""
+    method = sweep.method
+    base = dict(sweep.paper) if args.data else {**method.offline, **sweep.offline}
+    if args.smoke:
+        base.update(method.smoke)
+    shortcuts = {"backbone": args.backbone, "pretrained": args.pretrained, "epochs": args.epochs}
+    base.update({k: v for k, v in shortcuts.items() if v is not None})
+    base.update(parse_overrides(args.set))
+    if base.get("pretrained") in ("none", "None", ""):
+        base["pretrained"] = None
+    clash = sorted(set(base) & set(sweep.grid))
+    if clash:
+        raise ValueError(f"{clash} is swept by this grid; it cannot also be set for every trial")
+    return base
+
+
+def expand(grid: dict[str, list], base: dict, seeds: int) -> list[dict]:
+    """Every trial's flat config: the grid's cartesian product, repeated per seed."""
+    axes = list(grid)
+    trials = []
+    for values in itertools.product(*(grid[a] for a in axes)):
+        for seed in range(seeds):
+            trials.append({**base, **dict(zip(axes, values)), "seed": base.get("seed", 0) + seed})
+    return trials
+
+
+def validate(sweep: Sweep, trials: list[dict], index) -> None:
+    """Build every trial's config and check its data and backbone: errors surface before launch."""
+    checked = set()
+    for flat in trials:
+        config = sweep.method.config_cls.from_flat(flat)
+        backbone = (getattr(config, "backbone", None), getattr(config, "pretrained", None))
+        if backbone[0] and backbone not in checked:
+            check_backbone(*backbone)
+            checked.add(backbone)
+        sweep.method.check_data(config, index)
+
+
+def resolve_data(sweep: Sweep, args: argparse.Namespace):
+    if args.data:
+        return scan(os.path.abspath(args.data), args.layout)
+    root = Path(DEFAULT_DATA_DIR).absolute() / f"synthetic-{sweep.method.layout}"
+    print(f"[aigid] no --data given: using the SYNTHETIC stand-in benchmark at {root} "
+          "(generated if absent; not a real dataset, results are a pipeline demo)", flush=True)
+    return scan(ensure_synthetic(root, layout=sweep.method.layout), sweep.method.layout)
+
+
+def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[dict]:
+    """Entry point of every sweep script. Exits 2 with a one-line reason on bad input."""
+    args = parse_args(sweep, argv)
+    try:
+        index = resolve_data(sweep, args)
+        base = base_overrides(sweep, args)
+        grid, note = sweep.prune(sweep.grid, index, base) if sweep.prune else (sweep.grid, "")
+        if note:
+            print(f"[aigid] {note}", flush=True)
+        trials = expand(grid, base, args.seeds)
+        validate(sweep, trials, index)
+        uri = tracking.tracking_uri(args.mlflow_uri)
+        client = None if args.dry_run else tracking.connect(uri)
+    except (DataError, BackboneError, ValueError, ConnectionError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    print(f"[aigid] {sweep.name}: {len(trials)} trials on {index.layout} data at {index.root}"
+          f"{' (SYNTHETIC)' if index.synthetic else ''}", flush=True)
+    if args.dry_run:
+        for flat in trials:
+            print("  ", {k: flat[k] for k in [*grid, "seed"]})
+        return []
+    from trainables.run import run_trials  # Ray is imported only when a sweep really runs
+
+    return run_trials(sweep, args, index, base, grid, client, uri)

@@ -1,0 +1,22 @@
+"""A method as the launcher sees it: its config class, its trainable and its presets."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+
+@dataclass(frozen=True)
+class Method:
+    """Everything the launcher needs to sweep one detector.
+
+    `offline` overrides the config when no `--data` is given (the synthetic stand-in and a
+    tiny random-init backbone); `smoke` shortens a run further for a minutes-long check.
+    """
+
+    name: str
+    config_cls: type
+    trainable: Callable  # (config: dict, index: DatasetIndex) -> None, inside a Tune trial
+    check_data: Callable  # (config, index) -> None, raises DataError before launch
+    layout: str  # the synthetic benchmark's layout for this method
+    offline: dict = field(default_factory=dict)
+    smoke: dict = field(default_factory=dict)

@@ -1,0 +1,104 @@
+"""Running a validated sweep on Ray Tune and logging it to MLflow."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+
+import ray
+from ray import tune
+
+from aigid.report import failures
+from trainables import tracking
+
+
+def start_ray(address: str | None) -> None:
+    """Join the cluster at `address`, or start a local Ray that reports no usage stats."""
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if ray.is_initialized():
+        return
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        ray.init(include_dashboard=False, log_to_driver=True)
+
+
+def param_space(grid: dict[str, list], base: dict, seeds: int) -> dict:
+    """The Tune search space: the base overrides, each axis as a grid, seeds as one more axis."""
+    first_seed = base.get("seed", 0)
+    space = {**base, **{axis: tune.grid_search(list(values)) for axis, values in grid.items()}}
+    space["seed"] = tune.grid_search(list(range(first_seed, first_seed + seeds)))
+    return space
+
+
+def collect(result_grid) -> list[dict]:
+    """Each trial as a plain dict for the tables: config, final metrics, epoch-end history, status."""
+    trials = []
+    for result in result_grid:
+        history = result.metrics_dataframe
+        epochs = []
+        if history is not None and "epoch_end" in history:
+            epochs = history[history["epoch_end"] == True].to_dict("records")  # noqa: E712 (pandas mask)
+        trials.append({
+            "name": os.path.basename(result.path),
+            "config": result.config or {},
+            "final": result.metrics or {},
+            "epochs": epochs,
+            "status": "ERROR" if result.error else "TERMINATED",
+            "error": str(result.error).strip().splitlines()[-1] if result.error else "",
+        })
+    return trials
+
+
+def run_trials(sweep, args, index, base: dict, grid: dict, client, uri: str) -> list[dict]:
+    """Launch the sweep as one Tuner with a parent MLflow run; print and log the paper table."""
+    start_ray(args.address)
+    experiment = tracking.experiment_id(client, sweep.name)
+    tags = {"method": sweep.method.name, "sweep": sweep.name, "dataset": index.layout, "data_root": index.root,
+            "synthetic": str(index.synthetic).lower(), "git_commit": tracking.git_commit(),
+            "ray_job_id": ray.get_runtime_context().get_job_id()}
+    run_name = args.name or f"{sweep.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    parent = client.create_run(experiment, tags=tags, run_name=run_name).info.run_id
+    client.log_batch(parent, params=tracking.as_params({
+        **{f"base.{k}": v for k, v in base.items()}, **{f"grid.{k}": v for k, v in grid.items()},
+        "search": "grid", "seeds": args.seeds, "gpus_per_trial": args.gpus_per_trial,
+        "cpus_per_trial": args.cpus_per_trial, "max_failures": args.max_failures,
+    }))
+    print(f"[aigid] MLflow: experiment '{sweep.name}', parent run {parent} at {uri}", flush=True)
+
+    trainable = tune.with_resources(
+        tune.with_parameters(sweep.method.trainable, index=index),
+        {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
+    )
+    tuner = tune.Tuner(
+        trainable,
+        param_space=param_space(grid, base, args.seeds),
+        tune_config=tune.TuneConfig(max_concurrent_trials=args.max_concurrent or None),
+        run_config=tune.RunConfig(
+            name=run_name,
+            storage_path=os.path.abspath(args.storage) if "://" not in args.storage else args.storage,
+            callbacks=[tracking.SweepLogger(uri, experiment, parent, tags)],
+            failure_config=tune.FailureConfig(max_failures=args.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+            verbose=1,
+        ),
+    )
+    status = "FAILED"
+    try:
+        trials = collect(tuner.fit())
+        table = sweep.table(trials)
+        failed = failures(trials)
+        print("\n" + table + ("\n\n" + failed if failed else "") + "\n", flush=True)
+        with tempfile.TemporaryDirectory() as out:
+            with open(os.path.join(out, "summary.txt"), "w") as f:
+                f.write(table + "\n" + failed + "\n")
+            with open(os.path.join(out, "trials.json"), "w") as f:
+                json.dump(trials, f, indent=1, default=str)
+            if sweep.artifacts:
+                sweep.artifacts(trials, out)
+            client.log_artifacts(parent, out)
+        status = "FINISHED" if not failed else "FAILED"
+        return trials
+    finally:
+        client.set_terminated(parent, status=status)

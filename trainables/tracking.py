@@ -1,0 +1,114 @@
+"""MLflow for sweeps: one experiment per sweep, a parent run, and one nested child run per trial.
+
+Ray's own MLflowLoggerCallback logs flat runs and opens a new run whenever the driver sees a
+trial start; this callback nests runs under the sweep's parent (`mlflow.parentRunId`) and
+finds a trial's existing run by its trial id, so a resumed driver keeps logging to it.
+"""
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+import time
+
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param, RunTag
+from ray import tune
+
+DEFAULT_DB = "mlflow.db"
+MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+
+
+def tracking_uri(explicit: str | None) -> str:
+    """--mlflow-uri, else $MLFLOW_TRACKING_URI, else a SQLite store in the working directory."""
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.abspath(DEFAULT_DB)}"
+
+
+def connect(uri: str) -> MlflowClient:
+    """A client whose store answered a request: fail before any trial runs, naming the URI."""
+    client = MlflowClient(tracking_uri=uri)
+    try:
+        client.search_experiments(max_results=1)
+    except Exception as error:  # the store's own error types vary by backend
+        raise ConnectionError(
+            f"MLflow tracking store {uri} is not reachable ({type(error).__name__}: {error}). "
+            "Start the server or pass --mlflow-uri (default: a local sqlite:///mlflow.db)."
+        ) from error
+    return client
+
+
+def experiment_id(client: MlflowClient, name: str) -> str:
+    existing = client.get_experiment_by_name(name)
+    return existing.experiment_id if existing else client.create_experiment(name)
+
+
+def git_commit() -> str:
+    """The checkout's commit, or 'unknown' outside a git checkout (e.g. a Ray job's working dir)."""
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def as_params(flat: dict) -> list[Param]:
+    return [Param(str(key), str(value)[:MAX_PARAM_LENGTH]) for key, value in sorted(flat.items())]
+
+
+def as_metrics(result: dict, step: int) -> list[Metric]:
+    """The numeric entries of a Tune result (bools and Tune's bookkeeping fields excluded)."""
+    now = int(time.time() * 1000)
+    skip = {"training_iteration", "timestamp", "pid", "time_this_iter_s", "time_total_s", "time_since_restore",
+            "iterations_since_restore", "epoch_end", "done"}
+    return [
+        Metric(key, float(value), now, step)
+        for key, value in result.items()
+        if key not in skip and isinstance(value, (int, float)) and not isinstance(value, bool)
+        and math.isfinite(float(value))
+    ]
+
+
+class SweepLogger(tune.Callback):
+    """Logs each trial to a child run of the sweep's parent run, from the driver."""
+
+    def __init__(self, uri: str, experiment: str, parent_run_id: str, tags: dict[str, str]):
+        self.uri, self.experiment, self.parent_run_id, self.tags = uri, experiment, parent_run_id, tags
+        self.client: MlflowClient | None = None
+        self.run_ids: dict[str, str] = {}
+
+    def _run_id(self, trial) -> str:
+        if trial.trial_id in self.run_ids:
+            return self.run_ids[trial.trial_id]
+        if self.client is None:
+            self.client = MlflowClient(tracking_uri=self.uri)
+        found = self.client.search_runs(
+            [self.experiment],
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and tags.trial_id = '{trial.trial_id}'",
+            max_results=1,
+        )
+        if found:
+            run_id = found[0].info.run_id
+        else:
+            tags = {**self.tags, "mlflow.parentRunId": self.parent_run_id, "trial_id": trial.trial_id}
+            run_id = self.client.create_run(self.experiment, tags=tags, run_name=str(trial)).info.run_id
+            self.client.log_batch(run_id, params=as_params(trial.config))
+        self.run_ids[trial.trial_id] = run_id
+        return run_id
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._run_id(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        run_id = self._run_id(trial)
+        tags = [RunTag("node_ip", str(result.get("node_ip", ""))), RunTag("hostname", str(result.get("hostname", "")))]
+        self.client.log_batch(run_id, metrics=as_metrics(result, int(result.get("training_iteration", 0))), tags=tags)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.client.set_terminated(self._run_id(trial), status="FINISHED")
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        run_id = self._run_id(trial)
+        error = getattr(trial, "error_file", None) or "see the trial's error.txt"
+        self.client.set_tag(run_id, "error", str(error)[:5000])
+        self.client.set_terminated(run_id, status="FAILED")
