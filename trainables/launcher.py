@@ -36,6 +36,7 @@ class Sweep:
     doc: str = ""  # which table/figure of the paper this reproduces
     paper: dict = field(default_factory=dict)  # overrides that hold with real data (--data)
     offline: dict = field(default_factory=dict)  # extra overrides on the synthetic stand-in
+    offline_grid: dict = field(default_factory=dict)  # axes replaced on the synthetic stand-in (tiny models, small volumes)
     prune: Callable | None = None  # (grid, index, base) -> (grid, note): drop values the data cannot hold
     artifacts: Callable | None = None  # (trials, out_dir) -> None: figures for the parent run
 
@@ -147,7 +148,8 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[dict]:
     try:
         index = resolve_data(sweep, args)
         base = base_overrides(sweep, args)
-        grid, note = sweep.prune(sweep.grid, index, base) if sweep.prune else (sweep.grid, "")
+        grid = sweep.grid if args.data else {**sweep.grid, **sweep.offline_grid}
+        grid, note = sweep.prune(grid, index, base) if sweep.prune else (grid, "")
         if note:
             print(f"[aigid] {note}", flush=True)
         trials = expand(grid, base, args.seeds)

@@ -30,9 +30,15 @@ class ImageFinder:
 
     def __init__(self) -> None:
         self._strays: dict[str, tuple[int, str]] = {}  # kind -> (count, first example)
+        self._listed: dict[Path, list[str]] = {}  # real folders shared by subsets are walked once
 
     def images(self, folder: Path) -> list[str]:
         """All image files below `folder` (recursive, symlinks followed), sorted."""
+        if folder not in self._listed:
+            self._listed[folder] = self._walk(folder)
+        return self._listed[folder]
+
+    def _walk(self, folder: Path) -> list[str]:
         found = []
         for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
             dirnames[:] = sorted(d for d in dirnames if not _hidden(d))

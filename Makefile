@@ -1,0 +1,30 @@
+# One-command setup: every target first makes .venv/ (once), then runs with it.
+#   make sweep            the LoL mask grid (Table 3), offline on synthetic data
+#   make sweep ARGS="--data /data/GenImage --gpus-per-trial 0.25"
+#   make test             the test suite
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# torch/torchvision pinned to the builds the lab machines carry; pyproject.toml keeps lower bounds.
+TORCH := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup sweep test mlflow-ui clean
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+sweep: setup
+	$(PY) sweeps/lol_mask_grid.py $(ARGS)
+
+test: setup
+	$(PY) -m pytest $(ARGS)
+
+mlflow-ui: setup
+	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
+
+clean:
+	rm -rf aigid_data aigid_results mlflow.db mlartifacts

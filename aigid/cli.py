@@ -1,0 +1,19 @@
+"""The `aigid` command: dataset checks and single runs without Ray."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from aigid.data.cli import add_data_commands
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="aigid", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    add_data_commands(commands)
+    args = parser.parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""LoL, Fig. 4 (and Fig. 5 for AP): train on each GenImage subset, test on all eight.
+
+§4.4: 1,600 real + 1,600 generated training images per subset. Prints the train × test
+accuracy matrix and logs it as a heat-map figure on the sweep's parent run.
+"""
+import os
+
+import numpy as np
+
+from aigid.data.layouts import SUBSET_IDS
+from aigid.report import heatmap_figure, last_epochs, render
+from trainables.launcher import Sweep, main
+from trainables.lol import LOL
+
+
+def accuracy_matrix(trials):
+    """Rows: train subset; columns: test subsets; mean ACC of the last epochs (NaN if it failed)."""
+    tests = sorted({k.split("/")[1] for t in trials for k in t["final"] if k.startswith("test/") and k.endswith("/acc")}
+                   - {"mean"})
+    rows = [s for s in SUBSET_IDS if any(t["config"]["train_subset"] == s for t in trials)]
+    matrix = np.full((len(rows), len(tests)), np.nan)
+    for i, train in enumerate(rows):
+        for j, test in enumerate(tests):
+            values = [v for t in trials if t["config"]["train_subset"] == train and t["status"] == "TERMINATED"
+                      for v in last_epochs(t, f"test/{test}/acc")]
+            if values:
+                matrix[i, j] = np.mean(values)
+    return rows, tests, matrix
+
+
+def table(trials):
+    rows, tests, matrix = accuracy_matrix(trials)
+    body = [[train] + [("—" if np.isnan(v) else f"{100 * v:.1f}") for v in line] + [f"{100 * np.nanmean(line):.1f}"]
+            for train, line in zip(rows, matrix)]
+    return render([["train \\ test"] + tests + ["avg"]] + body,
+                  title="LoL Fig. 4 — ACC (%) of a model trained on each subset (rows) on every test subset")
+
+
+def heatmap(trials, out_dir):
+    rows, tests, matrix = accuracy_matrix(trials)
+    heatmap_figure(matrix, rows, tests, "LoL cross-generator ACC (%)").savefig(os.path.join(out_dir, "accuracy_matrix.png"), dpi=120)
+
+
+SWEEP = Sweep(
+    name="lol_cross_generator",
+    method=LOL,
+    grid={"train_subset": list(SUBSET_IDS)},
+    table=table,
+    artifacts=heatmap,
+    doc=__doc__,
+)
+
+if __name__ == "__main__":
+    main(SWEEP)
