@@ -12,7 +12,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     add_data_commands(commands)
     args = parser.parse_args(argv)
-    return int(args.func(args) or 0)
+    return args.func(args)
 
 
 if __name__ == "__main__":

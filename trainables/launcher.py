@@ -7,7 +7,6 @@ single trial, and every error message names the fix.
 from __future__ import annotations
 
 import argparse
-import ast
 import itertools
 import os
 import sys
@@ -18,6 +17,7 @@ from typing import Callable, Sequence
 from aigid.backbones import BackboneError, check_backbone
 from aigid.data.layouts import LAYOUTS, DataError, scan
 from aigid.data.synthetic import ensure_synthetic
+from aigid.overrides import parse_overrides
 from trainables import tracking
 from trainables.method import Method
 
@@ -80,20 +80,6 @@ def parse_args(sweep: Sweep, argv: Sequence[str] | None) -> argparse.Namespace:
     return args
 
 
-def parse_overrides(items: Sequence[str]) -> dict:
-    """KEY=VALUE pairs; values are Python literals when they parse as one (1e-5, (0.2, 0.4), None)."""
-    overrides = {}
-    for item in items:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
-        try:
-            overrides[key.strip()] = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            overrides[key.strip()] = raw
-    return overrides
-
-
 def base_overrides(sweep: Sweep, args: argparse.Namespace) -> dict:
     """Config overrides shared by all trials: presets first, explicit flags last."""
     method = sweep.method
@@ -101,10 +87,8 @@ def base_overrides(sweep: Sweep, args: argparse.Namespace) -> dict:
     if args.smoke:
         base.update(method.smoke)
     shortcuts = {"backbone": args.backbone, "pretrained": args.pretrained, "epochs": args.epochs}
-    base.update({k: v for k, v in shortcuts.items() if v is not None})
+    base.update(parse_overrides([f"{k}={v}" for k, v in shortcuts.items() if v is not None]))
     base.update(parse_overrides(args.set))
-    if base.get("pretrained") in ("none", "None", ""):
-        base["pretrained"] = None
     clash = sorted(set(base) & set(sweep.grid))
     if clash:
         raise ValueError(f"{clash} is swept by this grid; it cannot also be set for every trial")

@@ -95,6 +95,13 @@ class LoLConfig:
         return asdict(self)
 
 
+# The synthetic stand-in is a few hundred images and a tiny random-init CLIP-shaped ResNet:
+# the paper's lr 5e-6 and batch 4 would barely move it in a few epochs.
+OFFLINE_OVERRIDES = {"backbone": "aigid-tiny-rn", "pretrained": None, "train_volume": None,
+                     "epochs": 5, "lr": 1e-3, "batch_size": 8}
+SMOKE_OVERRIDES = {"epochs": 2}
+
+
 def random_masks(
     batch: int,
     height: int,
@@ -281,3 +288,9 @@ def select_test_samples(index: DatasetIndex, config: LoLConfig) -> dict:
             samples = nested_subsample(samples, config.test_limit, seed=0)
         selected[subset] = samples
     return selected
+
+
+def check_data(config: LoLConfig, index: DatasetIndex) -> None:
+    """Fail before any training when the training subset, its volume or a test subset is missing."""
+    select_training_samples(index, config)
+    select_test_samples(index, config)

@@ -1,0 +1,47 @@
+"""Balanced, seeded, nested training subsets for data-volume sweeps.
+
+Nested means that, for one seed, the n-image subset contains every smaller one: each class
+is shuffled once and subsets are prefixes, so a volume curve measures data, not luck.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from aigid.data.index import FAKE, REAL, DataError, Sample
+
+
+def _per_label(n: int) -> dict[int, int]:
+    """n//2 real and the rest fake: an odd n gives the extra image to the fake class."""
+    return {REAL: n // 2, FAKE: n - n // 2}
+
+
+def _available(samples) -> dict[int, int]:
+    return {label: sum(s.label == label for s in samples) for label in (REAL, FAKE)}
+
+
+def nested_subsample(samples: list[Sample], n: int, seed: int = 0) -> list[Sample]:
+    """n samples, balanced real/fake, sorted by path; independent of the input's order."""
+    if n < 1:
+        raise DataError(f"subset size must be >= 1, got {n}")
+    want, have = _per_label(n), _available(samples)
+    if any(want[label] > have[label] for label in want):
+        raise DataError(
+            f"asked for {n} images ({want[REAL]} real + {want[FAKE]} fake) but only "
+            f"{have[REAL]} real and {have[FAKE]} fake are available; use n <= {2 * min(have.values())}"
+        )
+    chosen = []
+    for label, k in want.items():
+        pool = sorted((s for s in samples if s.label == label), key=lambda s: (s.path, s.subset, s.group))
+        order = np.random.default_rng([seed, label]).permutation(len(pool))
+        chosen += [pool[i] for i in order[:k]]
+    return sorted(chosen, key=lambda s: (s.path, s.subset, s.group, s.label))
+
+
+def fitting_volumes(volumes, samples) -> tuple[list[int], list[int]]:
+    """Split volumes into those whose balanced subset fits in `samples` and those that don't."""
+    have = _available(samples)
+    kept, dropped = [], []
+    for n in volumes:
+        fits = n >= 1 and all(k <= have[label] for label, k in _per_label(n).items())
+        (kept if fits else dropped).append(n)
+    return kept, dropped
