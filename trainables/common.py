@@ -6,6 +6,7 @@ and a trainer is driven epoch by epoch with a checkpoint at every epoch end.
 """
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 
@@ -27,6 +28,7 @@ def prepare_trial(cpus: float, gpus: float) -> tuple[torch.device, int]:
     One CPU goes to the training loop; the rest decode images in DataLoader workers, so
     concurrent trials do not oversubscribe the node.
     """
+    logging.getLogger("ray.train").setLevel(logging.WARNING)  # no "Checkpoint created" line per epoch
     threads = max(1, int(cpus))
     torch.set_num_threads(threads)
     loader_workers = max(0, threads - 1)

@@ -23,6 +23,7 @@ from trainables.method import Method
 
 DEFAULT_DATA_DIR = "aigid_data"
 DEFAULT_STORAGE = "aigid_results"
+DEFAULT_CACHE = "aigid_cache"
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ def parse_args(sweep: Sweep, argv: Sequence[str] | None) -> argparse.Namespace:
     run.add_argument("--address", default=os.environ.get("RAY_ADDRESS"),
                      help="Ray cluster to join (default: $RAY_ADDRESS, else a local Ray)")
     run.add_argument("--storage", default=DEFAULT_STORAGE, help="where trial checkpoints and results go")
+    run.add_argument("--cache-dir", default=DEFAULT_CACHE,
+                     help="frozen-backbone feature cache, reused across sweeps (shared storage on a cluster)")
     run.add_argument("--name", help="run name under --storage (default: the sweep name and a timestamp)")
     run.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     run.add_argument("--dry-run", action="store_true", help="validate and list the trials, run nothing")
@@ -105,9 +108,9 @@ def expand(grid: dict[str, list], base: dict, seeds: int) -> list[dict]:
     return trials
 
 
-def validate(sweep: Sweep, trials: list[dict], index) -> None:
+def validate(sweep: Sweep, trials: list[dict], index) -> list:
     """Build every trial's config and check its data and backbone: errors surface before launch."""
-    checked = set()
+    checked, configs = set(), []
     for flat in trials:
         config = sweep.method.config_cls.from_flat(flat)
         backbone = (getattr(config, "backbone", None), getattr(config, "pretrained", None))
@@ -115,6 +118,8 @@ def validate(sweep: Sweep, trials: list[dict], index) -> None:
             check_backbone(*backbone)
             checked.add(backbone)
         sweep.method.check_data(config, index)
+        configs.append(config)
+    return configs
 
 
 def resolve_data(sweep: Sweep, args: argparse.Namespace):
@@ -137,7 +142,7 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[dict]:
         if note:
             print(f"[aigid] {note}", flush=True)
         trials = expand(grid, base, args.seeds)
-        validate(sweep, trials, index)
+        configs = validate(sweep, trials, index)
         uri = tracking.tracking_uri(args.mlflow_uri)
         client = None if args.dry_run else tracking.connect(uri)
     except (DataError, BackboneError, ValueError, ConnectionError) as error:
@@ -151,4 +156,4 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[dict]:
         return []
     from trainables.run import run_trials  # Ray is imported only when a sweep really runs
 
-    return run_trials(sweep, args, index, base, grid, client, uri)
+    return run_trials(sweep, args, index, base, grid, configs, client, uri)

@@ -9,6 +9,8 @@ from typing import Callable
 class Method:
     """Everything the launcher needs to sweep one detector.
 
+    A trainable is called as `trainable(config, index=index, **prepared)` inside a trial.
+
     `offline` overrides the config when no `--data` is given (the synthetic stand-in and a
     tiny random-init backbone); `smoke` shortens a run further for a minutes-long check.
     """
@@ -20,3 +22,6 @@ class Method:
     layout: str  # the synthetic benchmark's layout for this method
     offline: dict = field(default_factory=dict)
     smoke: dict = field(default_factory=dict)
+    # (index, configs, *, cache_dir, gpus) -> dict of extra trainable kwargs, run once on the
+    # driver before any trial: e.g. frozen-backbone features every trial of the grid shares.
+    prepare: Callable | None = None

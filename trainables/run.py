@@ -16,12 +16,35 @@ from trainables import tracking
 def start_ray(address: str | None) -> None:
     """Join the cluster at `address`, or start a local Ray that reports no usage stats."""
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Per-epoch checkpoints of short trials trip Tune's snapshot-frequency warning constantly.
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if ray.is_initialized():
         return
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
         ray.init(include_dashboard=False, log_to_driver=True)
+
+
+class Progress(tune.Callback):
+    """One line per evaluation and per finished trial, instead of Tune's full result tables."""
+
+    def __init__(self, total: int, metric: str = "test/mean/acc"):
+        self.total, self.metric, self.done = total, metric, 0
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        value = result.get(self.metric)
+        shown = f"{self.metric}={value:.3f}" if isinstance(value, float) else ""
+        print(f"[aigid] {trial} epoch {result.get('epoch')}/{trial.config.get('epochs')} "
+              f"loss={result.get('train/loss', float('nan')):.3f} {shown}", flush=True)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self.done += 1
+        print(f"[aigid] {trial} finished ({self.done}/{self.total} trials done)", flush=True)
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        self.done += 1
+        print(f"[aigid] {trial} FAILED ({self.done}/{self.total}); error in {trial.error_file}", flush=True)
 
 
 def param_space(grid: dict[str, list], base: dict, seeds: int) -> dict:
@@ -51,7 +74,7 @@ def collect(result_grid) -> list[dict]:
     return trials
 
 
-def run_trials(sweep, args, index, base: dict, grid: dict, client, uri: str) -> list[dict]:
+def run_trials(sweep, args, index, base: dict, grid: dict, configs: list, client, uri: str) -> list[dict]:
     """Launch the sweep as one Tuner with a parent MLflow run; print and log the paper table."""
     start_ray(args.address)
     experiment = tracking.experiment_id(client, sweep.name)
@@ -67,8 +90,12 @@ def run_trials(sweep, args, index, base: dict, grid: dict, client, uri: str) -> 
     }))
     print(f"[aigid] MLflow: experiment '{sweep.name}', parent run {parent} at {uri}", flush=True)
 
+    prepared = {}
+    if sweep.method.prepare:
+        prepared = sweep.method.prepare(index, configs, cache_dir=os.path.abspath(args.cache_dir),
+                                        gpus=args.gpus_per_trial)
     trainable = tune.with_resources(
-        tune.with_parameters(sweep.method.trainable, index=index),
+        tune.with_parameters(sweep.method.trainable, index=index, **prepared),
         {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
     )
     tuner = tune.Tuner(
@@ -78,10 +105,10 @@ def run_trials(sweep, args, index, base: dict, grid: dict, client, uri: str) -> 
         run_config=tune.RunConfig(
             name=run_name,
             storage_path=os.path.abspath(args.storage) if "://" not in args.storage else args.storage,
-            callbacks=[tracking.SweepLogger(uri, experiment, parent, tags)],
+            callbacks=[tracking.SweepLogger(uri, experiment, parent, tags), Progress(len(configs))],
             failure_config=tune.FailureConfig(max_failures=args.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
-            verbose=1,
+            verbose=0,
         ),
     )
     status = "FAILED"

@@ -98,7 +98,7 @@ class LoLConfig:
 # The synthetic stand-in is a few hundred images and a tiny random-init CLIP-shaped ResNet:
 # the paper's lr 5e-6 and batch 4 would barely move it in a few epochs.
 OFFLINE_OVERRIDES = {"backbone": "aigid-tiny-rn", "pretrained": None, "train_volume": None,
-                     "epochs": 5, "lr": 1e-3, "batch_size": 8}
+                     "epochs": 10, "lr": 3e-4, "batch_size": 8}
 SMOKE_OVERRIDES = {"epochs": 2}
 
 
