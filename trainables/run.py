@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import tempfile
 import time
@@ -18,6 +19,7 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Per-epoch checkpoints of short trials trip Tune's snapshot-frequency warning constantly.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    logging.getLogger("ray.tune.logger.tensorboardx").setLevel(logging.WARNING)  # tuple params can't go to TB
     if ray.is_initialized():
         return
     if address:
@@ -55,8 +57,9 @@ def param_space(grid: dict[str, list], base: dict, seeds: int) -> dict:
     return space
 
 
-def collect(result_grid) -> list[dict]:
-    """Each trial as a plain dict for the tables: config, final metrics, epoch-end history, status."""
+def collect(result_grid, config_cls) -> list[dict]:
+    """Each trial as a plain dict for the tables: full config (defaults filled in), final metrics,
+    epoch-end history, status."""
     trials = []
     for result in result_grid:
         history = result.metrics_dataframe
@@ -65,7 +68,7 @@ def collect(result_grid) -> list[dict]:
             epochs = history[history["epoch_end"] == True].to_dict("records")  # noqa: E712 (pandas mask)
         trials.append({
             "name": os.path.basename(result.path),
-            "config": result.config or {},
+            "config": config_cls.from_flat(result.config).to_flat(),
             "final": result.metrics or {},
             "epochs": epochs,
             "status": "ERROR" if result.error else "TERMINATED",
@@ -113,7 +116,7 @@ def run_trials(sweep, args, index, base: dict, grid: dict, configs: list, client
     )
     status = "FAILED"
     try:
-        trials = collect(tuner.fit())
+        trials = collect(tuner.fit(), sweep.method.config_cls)
         table = sweep.table(trials)
         failed = failures(trials)
         print("\n" + table + ("\n\n" + failed if failed else "") + "\n", flush=True)

@@ -99,7 +99,7 @@ class LoLConfig:
 # the paper's lr 5e-6 and batch 4 would barely move it in a few epochs.
 OFFLINE_OVERRIDES = {"backbone": "aigid-tiny-rn", "pretrained": None, "train_volume": None,
                      "epochs": 10, "lr": 3e-4, "batch_size": 8}
-SMOKE_OVERRIDES = {"epochs": 2}
+SMOKE_OVERRIDES = {"epochs": 2, "test_limit": 8}
 
 
 def random_masks(

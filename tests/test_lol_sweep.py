@@ -1,0 +1,80 @@
+"""The LoL sweep scripts through the real launcher, a real local Ray and a real MLflow store."""
+import runpy
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from aigid.data.layouts import scan
+
+from trainables.launcher import Sweep, main
+from trainables.lol import LOL
+
+SWEEPS = Path(__file__).parent.parent / "sweeps"
+
+
+def load_sweep(name):
+    return runpy.run_path(str(SWEEPS / f"{name}.py"))["SWEEP"]
+
+
+def test_mask_grid_lists_the_papers_15_cells(small_genimage, capsys):
+    assert main(load_sweep("lol_mask_grid"), ["--data", str(small_genimage), "--dry-run", "--backbone",
+                                               "aigid-tiny-rn", "--pretrained", "none", "--set", "train_volume=None"]) == []
+    out = capsys.readouterr().out
+    assert "15 trials" in out and "(SYNTHETIC)" in out
+    assert "'mask_ratio': (0.8, 1.0), 'aspect_ratio': (0.33, 3.0)" in out
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["--data", "/no/such/folder"], "does not exist"),
+    (["--set", "mask_ratio=(0.1, 0.2)"], "swept by this grid"),
+    (["--set", "lr=0"], "lr must be > 0"),
+    (["--backbone", "RN5O"], "unknown backbone"),
+    (["--set", "train_subset='dalle'"], "train_subset 'dalle'"),
+    (["--set", "masc_ratio=1"], "unknown LoL option"),
+])
+def test_bad_input_fails_before_any_trial(small_genimage, argv, message, capsys):
+    argv = argv if "--data" in argv else ["--data", str(small_genimage), "--pretrained", "none", *argv]
+    with pytest.raises(SystemExit) as exit_info:
+        main(load_sweep("lol_mask_grid"), argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_data_volume_sweep_keeps_only_volumes_that_fit(small_genimage, capsys):
+    module = runpy.run_path(str(SWEEPS / "lol_data_volume.py"))
+    grid = {"train_volume": [4, 8, 16, 32], "backbone": ["aigid-tiny-rn"]}
+    kept, note = module["keep_fitting_volumes"](grid, scan(small_genimage), {})
+    assert kept["train_volume"] == [4, 8, 16] and "dropped volumes [32]" in note
+    with pytest.raises(SystemExit):  # none of the paper's volumes fits 16 training images
+        main(module["SWEEP"], ["--data", str(small_genimage), "--dry-run", "--pretrained", "none"])
+    assert "no volume of [400, 800" in capsys.readouterr().err
+
+
+def test_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    sweep = Sweep(name="lol_e2e", method=LOL, grid={"mask_ratio": [(0.0, 0.2), (0.6, 0.8)]},
+                  table=load_sweep("lol_mask_grid").table, doc="e2e test")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    trials = main(sweep, ["--smoke", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"),
+                          "--set", "epochs=2"])
+    assert len(trials) == 2 and all(t["status"] == "TERMINATED" for t in trials)
+    assert all(len(t["epochs"]) == 2 for t in trials)
+    out = capsys.readouterr().out
+    assert "SYNTHETIC" in out and "LoL Table 3" in out and "(0.6, 0.8)" in out
+
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("lol_e2e")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
+    assert len(parents) == 1 and len(children) == 2
+    assert parents[0].data.tags["synthetic"] == "true" and parents[0].info.status == "FINISHED"
+    assert {c.data.params["mask_ratio"] for c in children} == {"(0.0, 0.2)", "(0.6, 0.8)"}
+    for child in children:
+        assert child.info.status == "FINISHED"
+        assert {"test/mean/acc", "test/mean/ap", "test/sdv14/acc", "test/wukong/ap"} <= set(child.data.metrics)
+        history = client.get_metric_history(child.info.run_id, "test/mean/acc")
+        assert sorted(m.step for m in history) == [1, 2]
+    artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    assert {"summary.txt", "trials.json"} <= artifacts
