@@ -5,12 +5,14 @@ import argparse
 import sys
 
 from aigid.data.cli import add_data_commands
+from aigid.train_cli import add_train_commands
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="aigid", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     add_data_commands(commands)
+    add_train_commands(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 

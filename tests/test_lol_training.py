@@ -70,3 +70,18 @@ def test_missing_subsets_and_oversized_volumes_are_named(small_genimage):
         check_data(LoLConfig(train_volume=3200), index)
     with pytest.raises(DataError, match="test subset"):
         check_data(LoLConfig(train_volume=None, test_subsets=("dalle",)), index)
+
+
+def test_train_command_runs_one_lol_run_without_ray(small_genimage, tmp_path, capsys):
+    from aigid.cli import main
+
+    checkpoint = tmp_path / "lol.pt"
+    code = main(["train", "lol", "--data", str(small_genimage), "--workers", "0", "--save", str(checkpoint),
+                 "--set", "backbone='aigid-tiny-rn'", "--set", "pretrained=none", "--set", "train_volume=None",
+                 "--set", "epochs=1", "--set", "test_limit=4"])
+    assert code == 0
+    out = capsys.readouterr().out
+    assert "(SYNTHETIC)" in out and "epoch 1/1" in out and "test/mean/acc" in out
+    assert torch.load(checkpoint, weights_only=False)["epoch"] == 1
+    assert main(["train", "lol", "--data", str(tmp_path / "missing")]) == 2
+    assert "does not exist" in capsys.readouterr().err
