@@ -74,10 +74,24 @@ def parse_args(sweep: Sweep, argv: Sequence[str] | None) -> argparse.Namespace:
                      help="frozen-backbone feature cache, reused across sweeps (shared storage on a cluster)")
     run.add_argument("--name", help="run name under --storage (default: the sweep name and a timestamp)")
     run.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
+    run.add_argument("--shared-storage", action="store_true",
+                     help="declare a local --storage path to be the same shared mount on every node")
+    run.add_argument("--resume", nargs="?", const="latest", metavar="NAME",
+                     help="continue an interrupted sweep (its newest run, or NAME): finished trials are not rerun")
+    search = parser.add_argument_group("search")
+    search.add_argument("--search", choices=("grid", "optuna"), default="grid",
+                        help="grid: the paper's grid (default); optuna: TPE over the same axes (--num-samples)")
+    search.add_argument("--num-samples", type=int, default=16, help="trials for --search optuna")
+    search.add_argument("--scheduler", choices=("none", "asha"), default="none",
+                        help="asha: stop weak trials early on the method's selection metric")
     run.add_argument("--dry-run", action="store_true", help="validate and list the trials, run nothing")
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
+    if args.search == "optuna" and args.seeds != 1:
+        parser.error("--seeds repeats the grid; with --search optuna set --num-samples instead")
+    if args.num_samples < 1:
+        parser.error("--num-samples must be >= 1")
     if args.gpus_per_trial < 0 or args.cpus_per_trial <= 0:
         parser.error("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
     return args
@@ -155,5 +169,10 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[dict]:
             print("  ", {k: flat[k] for k in [*grid, "seed"]})
         return []
     from trainables.run import run_trials  # Ray is imported only when a sweep really runs
+    from trainables.storage import StorageError
 
-    return run_trials(sweep, args, index, base, grid, configs, client, uri)
+    try:
+        return run_trials(sweep, args, index, base, grid, configs, client, uri)
+    except StorageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -20,6 +20,7 @@ class Method:
     trainable: Callable  # (config: dict, index: DatasetIndex) -> None, inside a Tune trial
     check_data: Callable  # (config, index) -> None, raises DataError before launch
     layout: str  # the synthetic benchmark's layout for this method
+    metric: str = "test/mean/acc"  # what ASHA, Optuna and "best config" maximise
     offline: dict = field(default_factory=dict)
     smoke: dict = field(default_factory=dict)
     # (index, configs, *, cache_dir, gpus) -> dict of extra trainable kwargs, run once on the

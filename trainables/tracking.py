@@ -69,6 +69,29 @@ def as_metrics(result: dict, step: int) -> list[Metric]:
     ]
 
 
+def error_line(trial) -> str:
+    """The last line of a failed trial's error (the exception and its message)."""
+    path = trial.error_file  # written on the driver as the error happens; storage syncs later
+    if not path or not os.path.exists(path):
+        return "unknown error"
+    with open(path) as f:
+        lines = [line.strip() for line in f if line.strip()]
+    return lines[-1] if lines else "unknown error"
+
+
+def parent_run(client: MlflowClient, experiment: str, run_name: str, tags: dict, params: dict) -> str:
+    """The sweep's parent run: the existing one of a resumed sweep (same `aigid_run`), else a new one."""
+    found = client.search_runs([experiment], filter_string=f"tags.aigid_run = '{run_name}'", max_results=10)
+    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
+    if parents:
+        run_id = parents[0].info.run_id
+        client.update_run(run_id, status="RUNNING")
+        return run_id
+    run_id = client.create_run(experiment, tags=tags, run_name=run_name).info.run_id
+    client.log_batch(run_id, params=as_params(params))
+    return run_id
+
+
 class SweepLogger(tune.Callback):
     """Logs each trial to a child run of the sweep's parent run, from the driver."""
 
@@ -109,6 +132,5 @@ class SweepLogger(tune.Callback):
 
     def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self._run_id(trial)
-        error = getattr(trial, "error_file", None) or "see the trial's error.txt"
-        self.client.set_tag(run_id, "error", str(error)[:5000])
+        self.client.set_tag(run_id, "error", error_line(trial)[:5000])
         self.client.set_terminated(run_id, status="FAILED")

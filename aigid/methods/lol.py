@@ -192,6 +192,9 @@ class LoLTrainer:
         masks = random_masks(images.shape[0], images.shape[2], images.shape[3], self.config.mask_ratio,
                              self.config.aspect_ratio, generator=self.mask_generator, device=self.device)
         loss = self.loss_fn(self.model(images * masks), labels)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"LoL training loss is {loss.item()} at epoch {self.epoch + 1}, step "
+                                     f"{self.step + 1}: lower lr (now {self.config.lr}) or check the input images")
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()

@@ -1,0 +1,105 @@
+"""RINE's hyper-parameters with the paper's defaults (../shared/papers/rine.txt)."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+
+CLASS_SETTINGS = {  # §4.1: ProGAN training classes of the 1-, 2- and 4-class settings
+    1: ("horse",),
+    2: ("chair", "horse"),
+    4: ("car", "cat", "chair", "horse"),
+}
+ABLATIONS = (None, "contrastive", "tie", "intermediate")  # Table 4: the full model, then "w/o ..."
+TAPS = ("ln_2", "block")
+SELECTIONS = ("val", "test")
+
+# (xi, q, d') of the three best 1-epoch configurations per class setting, which §5.4 trains
+# longer: Table 1's (the best, §5.5 uses it alone) first, then the other two as named by the
+# authors' released results (mever-team/rine results/epochs); the paper does not rank those two.
+PAPER_CONFIGS = {
+    1: ((0.1, 4, 1024), (0.1, 1, 1024), (0.2, 1, 1024)),
+    2: ((0.2, 4, 128), (0.4, 4, 128), (0.8, 4, 128)),
+    4: ((0.2, 2, 1024), (0.8, 2, 1024), (0.8, 4, 1024)),
+}
+
+
+@dataclass
+class RINEConfig:
+    """RINE hyper-parameters; defaults are the paper's 4-class model. A Ray trial config is a flat dict of overrides."""
+
+    backbone: str = "ViT-L-14"  # §4.2: CLIP ViT-L/14 (ViT-B-32 in Fig. 3); open_clip names
+    pretrained: str | None = "openai"  # CLIP's OpenAI weights (QuickGELU architecture resolved in backbones)
+    tap: str = "ln_2"  # §3.1 CLS per block; the authors hook ln_2 (before the MLP); "block" = block output
+    classes: int = 4  # §4.1: 1 (horse), 2 (chair, horse) or 4 (car, cat, chair, horse) ProGAN classes
+    q: int = 2  # §3.2 eq. 3: layers of each projection network; Table 1 (4-class): 2
+    proj_dim: int = 1024  # §3.2: d'; Table 1 (4-class): 1024
+    xi: float = 0.2  # §3.3 eq. 5: SupCon factor; Table 1 (4-class): 0.2
+    paper_config: int = 0  # 1..3: use the k-th of the paper's best (xi, q, d') for `classes` (PAPER_CONFIGS); 0: as set
+    without: str | None = None  # Table 4 ablation: "contrastive" (xi=0), "tie" (mean over blocks), "intermediate" (last block)
+    temperature: float = 0.07  # §3.3: SupCon temperature (Khosla et al.; the authors' code)
+    dropout: float = 0.5  # §3.2: dropout after every projection layer
+    lr: float = 1e-3  # §4.2: Adam, lr 1e-3
+    batch_size: int = 128  # §4.2
+    epochs: int = 1  # §4.2: one epoch
+    lr_decay_epochs: tuple[int, ...] = (6, 11)  # §5.4: lr ÷ 10 at the 6th and 11th epoch
+    train_fraction: float = 1.0  # §5.5: 20/50/80/100 % of the training images (balanced, nested subsets)
+    crop: int = 224  # §4.2: random crop 224 (train), centre crop 224 (test), no resizing
+    select_on: str = "val"  # best config of a grid by ACC+AP on the held-out val split; "test" = the paper's way (§4.4)
+    seed: int = 0  # head init, batch order, dropout, and the augmentation of the cached training views
+
+    def __post_init__(self):
+        if self.classes not in CLASS_SETTINGS:
+            raise ValueError(f"classes must be one of {sorted(CLASS_SETTINGS)} (the paper's settings), got {self.classes!r}")
+        if not isinstance(self.paper_config, int) or not 0 <= self.paper_config <= 3:
+            raise ValueError(f"paper_config must be 0 (use xi, q, proj_dim) or 1..3, got {self.paper_config!r}")
+        if self.paper_config:
+            self.xi, self.q, self.proj_dim = PAPER_CONFIGS[self.classes][self.paper_config - 1]
+        for name in ("q", "proj_dim", "batch_size", "epochs", "crop"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if not self.xi >= 0:
+            raise ValueError(f"xi must be >= 0 (the SupCon factor of eq. 5), got {self.xi!r}")
+        for name in ("lr", "temperature"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        if not 0 < self.train_fraction <= 1:
+            raise ValueError(f"train_fraction must be in (0, 1], got {self.train_fraction!r}")
+        for name, allowed in (("tap", TAPS), ("without", ABLATIONS), ("select_on", SELECTIONS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        self.lr_decay_epochs = tuple(int(e) for e in self.lr_decay_epochs)
+        if self.pretrained in ("", "none", "None"):
+            self.pretrained = None
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return CLASS_SETTINGS[self.classes]
+
+    @property
+    def output(self) -> str:
+        """The backbone output (aigid.features.OUTPUTS) this config reads."""
+        return "block_cls_ln2" if self.tap == "ln_2" else "block_cls"
+
+    def lr_at(self, epoch: int) -> float:
+        """Learning rate of 0-based `epoch`: ÷10 for every decay epoch (1-based) reached, as the authors do."""
+        return self.lr / 10 ** sum(epoch + 1 >= e for e in self.lr_decay_epochs)
+
+    @classmethod
+    def from_flat(cls, flat: dict) -> "RINEConfig":
+        """Build from a flat dict (a Ray trial config); unknown keys are an error, not ignored."""
+        names = {f.name for f in fields(cls)}
+        unknown = sorted(set(flat) - names)
+        if unknown:
+            raise ValueError(f"unknown RINE option(s) {unknown}; known: {sorted(names)}")
+        return cls(**flat)
+
+    def to_flat(self) -> dict:
+        return asdict(self)
+
+
+# The synthetic stand-in is ~200 training images and a tiny random-init ViT (4 blocks, width 64):
+# at batch 128 one epoch would be two steps, so the demo uses smaller batches and a few epochs.
+OFFLINE_OVERRIDES = {"backbone": "aigid-tiny-vit", "pretrained": None, "batch_size": 16, "epochs": 3}
+SMOKE_OVERRIDES = {"epochs": 1}

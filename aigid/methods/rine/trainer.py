@@ -1,0 +1,200 @@
+"""Training RINE's head on cached backbone features, and which features a grid needs.
+
+The frozen CLIP encoder never runs inside a trial: `feature_requests` lists the view sets
+every config of a grid reads (one augmented training view per epoch and seed, one centre
+crop of the validation and test images), `aigid.features.extract` computes them once, and
+`RINETrainer` indexes into them. A 1-epoch trial thus trains on one augmented view per
+image, as the paper's 1-epoch training does.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Iterator
+
+import numpy as np
+import open_clip
+import torch
+
+from aigid.data.index import DataError, DatasetIndex
+from aigid.data.subsets import nested_subsample
+from aigid.data.transforms import test_transform
+from aigid.features import FeatureRequest, FeatureTable, FixedView
+from aigid.methods.rine.augment import CNNDetectionAugment
+from aigid.methods.rine.config import CLASS_SETTINGS, RINEConfig
+from aigid.methods.rine.model import RINEHead, rine_loss
+from aigid.metrics import binary_metrics, per_subset_summary
+
+VAL_SPLIT = "val"
+EVAL_BATCH = 1024
+
+
+def train_view_name(config: RINEConfig, view: int) -> tuple:
+    return ("train", config.backbone, config.pretrained, config.crop, config.seed, view)
+
+
+def eval_view_name(config: RINEConfig) -> tuple:
+    return ("eval", config.backbone, config.pretrained, config.crop)
+
+
+def select_training_samples(index: DatasetIndex, config: RINEConfig):
+    """ProGAN training images of the config's classes, subsampled (balanced, nested) to train_fraction."""
+    samples = index.select(index.train_split, groups=config.class_names)
+    if config.train_fraction >= 1:
+        return samples
+    return nested_subsample(samples, max(2, round(config.train_fraction * len(samples))), seed=config.seed)
+
+
+def select_validation_samples(index: DatasetIndex, config: RINEConfig):
+    """The held-out val/<class> images of the training classes (UFD ships them), or [] if there are none."""
+    if VAL_SPLIT not in index.splits():
+        return []
+    return index.select(VAL_SPLIT, groups=config.class_names)
+
+
+def select_test_samples(index: DatasetIndex) -> dict:
+    """Every test set found (the paper evaluates on all 20)."""
+    return {subset: index.select(index.test_split, subsets=[subset]) for subset in index.subsets(index.test_split)}
+
+
+def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
+    """The view sets a grid reads, each once: per backbone, the union of the images and outputs
+    its configs need; training views 0..epochs-1 per seed; one shared evaluation view."""
+    groups = defaultdict(list)
+    for config in configs:
+        groups[(config.backbone, config.pretrained, config.crop)].append(config)
+    tests = [s.path for samples in select_test_samples(index).values() for s in samples]
+    requests = {}
+    for (backbone, pretrained, crop), group in groups.items():
+        outputs = tuple({c.output for c in group})
+        classes = sorted({name for c in group for name in c.class_names})
+        train = [s.path for s in index.select(index.train_split, groups=classes)]
+        val = [s.path for c in group for s in select_validation_samples(index, c)]
+        augment = CNNDetectionAugment(crop)
+        for seed, view in sorted({(c.seed, v) for c in group for v in range(c.epochs)}):
+            requests[("train", backbone, pretrained, crop, seed, view)] = FeatureRequest(backbone, pretrained, outputs, tuple(train), augment, view, seed,
+                                            label=f"{backbone} train view {view} seed {seed}")
+        requests[eval_view_name(group[0])] = FeatureRequest(
+            backbone, pretrained, outputs, tuple(val + tests), FixedView(test_transform(crop)),
+            label=f"{backbone} val+test centre crop")
+    return requests
+
+
+class _Part:
+    """Rows of a feature table and their labels; undecodable images dropped."""
+
+    def __init__(self, table: FeatureTable, samples):
+        self.table = table
+        rows = table.rows(s.path for s in samples)
+        keep = table.ok[rows]
+        self.rows = rows[keep]
+        self.labels = torch.tensor([s.label for s, k in zip(samples, keep) if k], dtype=torch.float32)
+        self.skipped = int((~keep).sum())
+
+
+class RINETrainer:
+    """One RINE run on cached features: yields per-epoch metrics; `state_dict()` is a complete checkpoint."""
+
+    def __init__(self, config: RINEConfig, index: DatasetIndex, features: dict, *, device="cpu"):
+        self.config = config
+        self.device = torch.device(device)
+        self.views = [features[train_view_name(config, v)] for v in range(config.epochs)]
+        evaluation = features[eval_view_name(config)]
+        self.train = _Part(self.views[0], select_training_samples(index, config))
+        validation = select_validation_samples(index, config)
+        self.val = _Part(evaluation, validation) if validation else None
+        self.tests = {subset: _Part(evaluation, samples) for subset, samples in select_test_samples(index).items()}
+        n_blocks, width = self.views[0].features[config.output].shape[1:]
+        last_only = config.without == "intermediate"
+        torch.manual_seed(config.seed)
+        self.model = RINEHead(1 if last_only else n_blocks, width, config.q, config.proj_dim,
+                              tie=config.without not in ("tie", "intermediate"), dropout=config.dropout).to(self.device)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.xi = 0.0 if config.without == "contrastive" else config.xi
+        self.epoch = self.step = 0
+
+    def _tokens(self, table: FeatureTable, rows: np.ndarray) -> torch.Tensor:
+        tokens = torch.from_numpy(table.features[self.config.output][rows]).to(self.device).float()
+        return tokens[:, -1:] if self.config.without == "intermediate" else tokens
+
+    def train_epoch(self) -> float:
+        """One pass over this epoch's cached augmented view; the mean batch loss (eq. 5)."""
+        config, table = self.config, self.views[self.epoch]
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr_at(self.epoch)
+        self.model.train()
+        losses = []
+        for batch in torch.randperm(len(self.train.rows), generator=self.generator).split(config.batch_size):
+            logits, z = self.model(self._tokens(table, self.train.rows[batch.numpy()]))
+            loss = rine_loss(logits, z, self.train.labels[batch].to(self.device), self.xi, config.temperature)
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.step += 1
+            losses.append(loss.item())
+        return float(np.mean(losses))
+
+    @torch.no_grad()
+    def metrics(self, part: _Part) -> dict:
+        self.model.eval()
+        scores = [torch.sigmoid(self.model(self._tokens(part.table, part.rows[i:i + EVAL_BATCH]))[0]).cpu()
+                  for i in range(0, len(part.rows), EVAL_BATCH)]
+        return binary_metrics(torch.cat(scores).numpy(), part.labels.numpy())
+
+    def evaluate(self) -> dict:
+        """Centre-crop ACC/AP on every test set (`test/<subset>/...`, `test/mean/...`) and on val."""
+        report = per_subset_summary({subset: self.metrics(part) for subset, part in self.tests.items()})
+        if self.val is not None:
+            val = self.metrics(self.val)
+            report.update({"val/acc": val["acc"], "val/ap": val["ap"]})
+        return report
+
+    def run(self) -> Iterator[dict]:
+        while self.epoch < self.config.epochs:
+            lr = self.config.lr_at(self.epoch)
+            loss = self.train_epoch()
+            self.epoch += 1
+            skipped = self.train.skipped + sum(p.skipped for p in self.tests.values())
+            yield {"epoch": self.epoch, "step": self.step, "epoch_end": True, "train/loss": loss, "lr": lr,
+                   "data/skipped_files": skipped, **self.evaluate()}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "epoch": self.epoch, "step": self.step, "config": self.config.to_flat()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["config"] != self.config.to_flat():
+            raise ValueError("checkpoint was written by a run with a different RINE config; refusing to mix them")
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        torch.set_rng_state(state["torch_rng"])
+        self.epoch, self.step = state["epoch"], state["step"]
+
+
+def _check_vit(backbone: str) -> None:
+    config = open_clip.get_model_config(backbone)
+    if config is not None and not isinstance(config["vision_cfg"].get("layers"), int):
+        raise ValueError(f"RINE reads per-block CLS tokens of a ViT; {backbone} is a ResNet: "
+                         f"use ViT-L-14 or ViT-B-32 (aigid-tiny-vit offline)")
+
+
+def check_data(config: RINEConfig, index: DatasetIndex) -> None:
+    """Fail before any feature pass: a ResNet backbone, missing class folders, no val split to select on."""
+    _check_vit(config.backbone)
+    found = {s.group for s in index.select(index.train_split)}
+    missing = sorted(set(config.class_names) - found)
+    if missing:
+        fitting = [k for k, names in CLASS_SETTINGS.items() if set(names) <= found]
+        raise DataError(
+            f"class setting classes={config.classes} trains on {index.train_split}/{{{','.join(config.class_names)}}}"
+            f"/{{0_real,1_fake}} but {index.root} lacks {missing} (its {index.train_split}/ has: "
+            f"{', '.join(sorted(found)) or 'nothing'}); "
+            + (f"use classes={' or '.join(map(str, fitting))}" if fitting else "no class setting of the paper fits")
+        )
+    if config.select_on == "val" and not select_validation_samples(index, config):
+        raise DataError(f"select_on='val' needs {VAL_SPLIT}/<class>/ images of {list(config.class_names)} under "
+                        f"{index.root}; add them or pass --set select_on=test (the paper's selection on the test sets)")
+    select_training_samples(index, config)
+    select_test_samples(index)

@@ -1,0 +1,95 @@
+"""The frozen-feature cache: real tiny open_clip ViT, real images on disk, real files."""
+import os
+
+import numpy as np
+import pytest
+import torch
+
+import aigid.features as features
+from aigid.data.synthetic import make_synthetic
+from aigid.data.layouts import scan
+from aigid.data.transforms import test_transform as centre_crop
+from aigid.features import FeatureCache, FeatureRequest, FixedView, extract
+from aigid.methods.rine.augment import CNNDetectionAugment
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    root = make_synthetic(tmp_path_factory.mktemp("ufd") / "synthetic", layout="ufd", n_train=2, n_test=2)
+    return tuple(s.path for s in scan(root).select("val"))[:6]
+
+
+def request(paths, **changes):
+    fields = dict(backbone="aigid-tiny-vit", pretrained=None, outputs=("block_cls_ln2",), paths=paths,
+                  transform=FixedView(centre_crop(224)), view=0, seed=0)
+    return FeatureRequest(**{**fields, **changes})
+
+
+def test_tables_hold_float16_outputs_equal_to_a_direct_forward(paths, tmp_path):
+    req = request(paths, outputs=("block_cls_ln2", "embedding"))
+    (table,), stats = extract([req], tmp_path, log=None)
+    assert stats == {"computed": 1, "cached": 0} and table.paths == tuple(sorted(paths)) and table.ok.all()
+    assert table.features["block_cls_ln2"].shape == (len(paths), 4, 64)
+    assert table.features["embedding"].shape == (len(paths), 32)
+    assert all(a.dtype == np.float16 for a in table.features.values())
+    visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
+    images = torch.stack([centre_crop(224)(features.load_rgb(p)) for p in table.paths])
+    with torch.no_grad():
+        expected = features.OUTPUTS["block_cls_ln2"](visual, images)
+    assert torch.allclose(torch.from_numpy(table.features["block_cls_ln2"]).float(), expected, atol=2e-3)
+
+
+def test_second_pass_is_a_hit_and_changed_inputs_are_misses(paths, tmp_path):
+    base = request(paths)
+    extract([base], tmp_path, log=None)
+    assert extract([base], tmp_path, log=None)[1] == {"computed": 0, "cached": 1}
+    changed = [
+        request(paths[:-1]),  # another image list
+        request(paths, transform=FixedView(centre_crop(224, mean=(0.5,) * 3, std=(0.5,) * 3))),  # another transform
+        request(paths, view=1), request(paths, seed=1),  # another view or seed
+        request(paths, outputs=("block_cls",)),  # another output
+    ]
+    assert len({r.key() for r in [base, *changed]}) == 6
+    assert extract(changed, tmp_path, log=None)[1] == {"computed": 5, "cached": 0}
+    key = base.key()
+    os.utime(paths[0], ns=(0, 0))  # an image rewritten in place changes the key too
+    assert request(paths).key() != key
+
+
+def test_a_killed_write_leaves_no_entry_and_a_damaged_entry_is_recomputed(paths, tmp_path, monkeypatch):
+    req = request(paths)
+    real_save = torch.save
+
+    def killed(obj, path):
+        with open(path, "wb") as f:
+            f.write(b"half an entry")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", killed)
+    with pytest.raises(KeyboardInterrupt):
+        extract([req], tmp_path, log=None)
+    monkeypatch.setattr(torch, "save", real_save)
+    assert list(tmp_path.iterdir()) == []  # no entry, no leftover temp file
+    (table,), stats = extract([req], tmp_path, log=None)
+    assert stats["computed"] == 1
+    entry = FeatureCache(tmp_path).path(req.key())
+    entry.write_bytes(entry.read_bytes()[:100])  # damaged on disk
+    with pytest.warns(UserWarning, match="unreadable feature cache entry"):
+        assert extract([req], tmp_path, log=None)[1] == {"computed": 1, "cached": 0}
+
+
+def test_training_views_are_seeded_per_image_and_differ_between_views(paths):
+    aug = CNNDetectionAugment(224)
+    a, b, c = request(paths, transform=aug), request(paths[:3], transform=aug), request(paths, transform=aug, view=1)
+    (ta, tb, tc), _ = extract([a, b, c], None, log=None)
+    rows = ta.rows(tb.paths)
+    assert np.array_equal(ta.features["block_cls_ln2"][rows], tb.features["block_cls_ln2"])  # same image, same view
+    assert not np.array_equal(ta.features["block_cls_ln2"], tc.features["block_cls_ln2"])
+
+
+def test_unknown_outputs_and_paths_are_clear_errors(paths):
+    with pytest.raises(ValueError, match="unknown backbone output"):
+        request(paths, outputs=("patch_soup",))
+    (table,), _ = extract([request(paths[:2])], None, log=None)
+    with pytest.raises(KeyError, match="no cached features"):
+        table.rows([paths[3]])

@@ -1,0 +1,69 @@
+"""Where a sweep's checkpoints live, and finding a sweep again to resume it."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import ray
+
+class StorageError(ValueError):
+    """A storage location or run name that cannot hold or resume this sweep; the message says what to pass."""
+
+
+# Filesystems that every node of a cluster can mount at the same path.
+SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs", "beegfs", "fuse")
+
+
+def filesystem_type(path: str) -> str:
+    """The type of the filesystem holding `path` (longest mount point that contains it)."""
+    target, best, kind = os.path.realpath(path), "", "unknown"
+    with open("/proc/mounts") as mounts:
+        for line in mounts:
+            fields = line.split()
+            point = fields[1]
+            if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) > len(best):
+                best, kind = point, fields[2]
+    return kind
+
+
+def check_shared_storage(storage: str, declared_shared: bool) -> str:
+    """The storage location to give Tune; refuse a node-local path on a multi-node cluster.
+
+    Trials that move between nodes (a retry after a node died) read their checkpoints back
+    from storage, so it must be the same for every node: an object store URI or a network
+    filesystem mounted at the same path everywhere.
+    """
+    if "://" in storage:
+        return storage
+    path = os.path.abspath(storage)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    kind = filesystem_type(path) if os.path.exists("/proc/mounts") else "unknown"
+    if len(nodes) > 1 and not declared_shared and not kind.startswith(SHARED_FILESYSTEMS):
+        raise StorageError(
+            f"--storage {path} is on a node-local filesystem ({kind}) but this Ray cluster has {len(nodes)} nodes: "
+            "a trial retried on another node could not read its checkpoints. Pass a shared location: "
+            "an object store URI (--storage s3://bucket/aigid or gs://...), or a network filesystem mounted at "
+            "the same path on every node (NFS, EFS, Filestore); if this path is such a mount, add --shared-storage."
+        )
+    return path
+
+
+def resolve_run(sweep_name: str, storage: str, name: str | None, resume: str | None) -> tuple[str, bool]:
+    """(run name, resuming?). `--resume` alone picks this sweep's newest run under a local storage."""
+    from ray import tune
+
+    if resume is None:
+        return name or f"{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}", False
+    run = name if resume == "latest" and name else resume
+    if run == "latest":
+        if "://" in storage:
+            raise StorageError("--resume with an object-store --storage needs the run's name: --resume NAME")
+        candidates = sorted((p for p in Path(storage).glob(f"{sweep_name}-*") if tune.Tuner.can_restore(str(p))),
+                            key=lambda p: p.stat().st_mtime)
+        if not candidates:
+            raise StorageError(f"nothing to resume: no run of {sweep_name} under {storage}")
+        run = candidates[-1].name
+    if not tune.Tuner.can_restore(f"{storage}/{run}"):
+        raise StorageError(f"cannot resume {storage}/{run}: no Tune experiment state there (check --storage and the name)")
+    return run, True
