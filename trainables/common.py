@@ -10,6 +10,7 @@ import logging
 import os
 import tempfile
 
+import ray
 import torch
 from ray import tune
 
@@ -52,7 +53,9 @@ def drive(trainer) -> None:
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.load_state_dict(torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=False))
+    node = ray.get_runtime_context().get_node_id()  # several nodes may share an IP (one host, containers)
     for result in trainer.run():
+        result = {**result, "node_id": node}
         if not result.get("epoch_end"):
             tune.report(result)
             continue

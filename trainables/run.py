@@ -28,7 +28,8 @@ class Progress(tune.Callback):
         value = result.get(self.metric)
         shown = f"{self.metric}={value:.3f}" if isinstance(value, float) else ""
         print(f"[aigid] {trial} epoch {result.get('epoch')}/{trial.config.get('epochs', '?')} "
-              f"loss={result.get('train/loss', float('nan')):.3f} {shown} on {result.get('node_ip')}", flush=True)
+              f"loss={result.get('train/loss', float('nan')):.3f} {shown} on node {str(result.get('node_id'))[:8]}",
+              flush=True)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.done += 1
@@ -83,7 +84,7 @@ def collect(result_grid, config_cls) -> list[dict]:
             "epochs": epochs,
             "status": "ERROR" if result.error else "TERMINATED",
             "error": str(result.error).strip().splitlines()[-1] if result.error else "",
-            "node": final.get("node_ip", ""),
+            "node": f"{final.get('node_ip', '')}/{str(final.get('node_id', ''))[:8]}" if final else "",
         })
     return trials
 

@@ -6,6 +6,7 @@ finds a trial's existing run by its trial id, so a resumed driver keeps logging 
 """
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import subprocess
@@ -16,6 +17,8 @@ from mlflow.entities import Metric, Param, RunTag
 from ray import tune
 
 DEFAULT_DB = "mlflow.db"
+# MLflow retries an unreachable server for minutes; the pre-flight probe must fail at once.
+PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
 
 
@@ -28,13 +31,29 @@ def connect(uri: str) -> MlflowClient:
     """A client whose store answered a request: fail before any trial runs, naming the URI."""
     client = MlflowClient(tracking_uri=uri)
     try:
-        client.search_experiments(max_results=1)
+        with environ(PROBE_ENV):
+            client.search_experiments(max_results=1)
     except Exception as error:  # the store's own error types vary by backend
         raise ConnectionError(
             f"MLflow tracking store {uri} is not reachable ({type(error).__name__}: {error}). "
             "Start the server or pass --mlflow-uri (default: a local sqlite:///mlflow.db)."
         ) from error
     return client
+
+
+@contextlib.contextmanager
+def environ(values: dict[str, str]):
+    """Set environment variables for the duration of a block (MLflow reads them per request)."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def experiment_id(client: MlflowClient, name: str) -> str:
@@ -124,7 +143,7 @@ class SweepLogger(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         run_id = self._run_id(trial)
-        tags = [RunTag("node_ip", str(result.get("node_ip", ""))), RunTag("hostname", str(result.get("hostname", "")))]
+        tags = [RunTag(key, str(result.get(key, ""))) for key in ("node_ip", "node_id", "hostname")]
         self.client.log_batch(run_id, metrics=as_metrics(result, int(result.get("training_iteration", 0))), tags=tags)
 
     def on_trial_complete(self, iteration, trials, trial, **info):

@@ -21,8 +21,8 @@ from torch import nn
 
 
 def half_spectrum(images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Amplitude and phase (B, 3, N, ⌊M/2⌋+1) of each channel's real FFT (float32 even under autocast)."""
-    spectrum = torch.fft.rfft2(images.float())
+    """Amplitude and phase (B, 3, N, ⌊M/2⌋+1) of each channel's real FFT (at least float32, even under autocast)."""
+    spectrum = torch.fft.rfft2(images.to(torch.promote_types(images.dtype, torch.float32)))
     return spectrum.abs(), spectrum.angle()
 
 

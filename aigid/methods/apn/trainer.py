@@ -234,7 +234,7 @@ class APNTrainer:
         if self.club is not None:
             self.club.requires_grad_(True)
         self.step += 1
-        return {"loss": loss.item(), **{k: float(v) for k, v in terms.items()}}
+        return {"loss": loss.item(), **{k: v.item() if torch.is_tensor(v) else v for k, v in terms.items()}}
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:

@@ -51,8 +51,6 @@ class RINEConfig:
             raise ValueError(f"classes must be one of {sorted(CLASS_SETTINGS)} (the paper's settings), got {self.classes!r}")
         if not isinstance(self.paper_config, int) or not 0 <= self.paper_config <= 3:
             raise ValueError(f"paper_config must be 0 (use xi, q, proj_dim) or 1..3, got {self.paper_config!r}")
-        if self.paper_config:
-            self.xi, self.q, self.proj_dim = PAPER_CONFIGS[self.classes][self.paper_config - 1]
         for name in ("q", "proj_dim", "batch_size", "epochs", "crop"):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
@@ -69,6 +67,8 @@ class RINEConfig:
         for name, allowed in (("tap", TAPS), ("without", ABLATIONS), ("select_on", SELECTIONS)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.paper_config:  # after the checks, so a bad explicit value is still an error
+            self.xi, self.q, self.proj_dim = PAPER_CONFIGS[self.classes][self.paper_config - 1]
         self.lr_decay_epochs = tuple(int(e) for e in self.lr_decay_epochs)
         if self.pretrained in ("", "none", "None"):
             self.pretrained = None

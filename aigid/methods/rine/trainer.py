@@ -122,6 +122,7 @@ class RINETrainer:
         config, table = self.config, self.views[self.epoch]
         for group in self.optimizer.param_groups:
             group["lr"] = config.lr_at(self.epoch)
+        torch.manual_seed(config.seed * 100_003 + self.epoch)  # dropout RNG, reproducible on resume
         self.model.train()
         losses = []
         for batch in torch.randperm(len(self.train.rows), generator=self.generator).split(config.batch_size):
@@ -160,7 +161,7 @@ class RINETrainer:
 
     def state_dict(self) -> dict:
         return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "torch_rng": torch.get_rng_state(),
+                "generator": self.generator.get_state(),
                 "epoch": self.epoch, "step": self.step, "config": self.config.to_flat()}
 
     def load_state_dict(self, state: dict) -> None:
@@ -169,7 +170,6 @@ class RINETrainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.generator.set_state(state["generator"])
-        torch.set_rng_state(state["torch_rng"])
         self.epoch, self.step = state["epoch"], state["step"]
 
 

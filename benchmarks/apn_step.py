@@ -1,0 +1,72 @@
+"""Images/s of one APN training step (3 q_θ updates + 1 APN update, eq. 9), K = 1 and K = 25,
+with the K proposals folded into the backbone batch versus a per-proposal loop (proposal_chunk=1).
+
+Both variants run in this process on the same device and inputs, so the ratio is what counts
+(a noisy shared machine moves both). Ends with `speedup: <ratio>x`, batched over the loop at
+the largest K.
+
+    python benchmarks/apn_step.py                       # tiny backbones, 64 px crop (CPU)
+    python benchmarks/apn_step.py --preset paper --device cuda   # ResNet-18 + Swin-T at 224, bf16
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+
+import torch
+
+from aigid.data.layouts import scan
+from aigid.data.synthetic import make_synthetic
+from aigid.methods.apn import OFFLINE_OVERRIDES, APNConfig, APNTrainer
+
+PRESETS = {"offline": OFFLINE_OVERRIDES, "paper": {}}
+
+
+def images_per_second(trainer: APNTrainer, batch: int, steps: int) -> float:
+    """Median over `steps` timed steps (after one warm-up) of batch / step time."""
+    crop = trainer.setup.crop
+    generator = torch.Generator().manual_seed(0)
+    images = torch.randn(batch, 3, crop, crop, generator=generator).to(trainer.device)
+    labels = torch.randint(0, 2, (batch,), generator=generator).float().to(trainer.device)
+    q_batches = iter(lambda: images, None)  # the same images for q_θ: only speed is measured
+    times = []
+    for step in range(steps + 1):
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        trainer.train_step(images, labels, q_batches)
+        if trainer.device.type == "cuda":
+            torch.cuda.synchronize()
+        if step:
+            times.append(time.perf_counter() - start)
+    return batch / statistics.median(times)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", choices=PRESETS, default="offline")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--proposals", type=int, nargs="+", default=[1, 25])
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:  # the trainer wants a dataset; the steps use random tensors
+        index = scan(make_synthetic(f"{tmp}/data", n_train=1, n_test=1))
+        base = {**PRESETS[args.preset], "batch_size": args.batch, "q_batch_size": args.batch}
+        print(f"device={args.device} preset={args.preset} batch={args.batch} torch threads={torch.get_num_threads()}")
+        results = {}
+        for k in args.proposals:
+            for name, chunk in (("batched", 0), ("loop", 1)):
+                trainer = APNTrainer(APNConfig.from_flat({**base, "num_proposals": k, "proposal_chunk": chunk}),
+                                     index, device=args.device)
+                results[k, name] = images_per_second(trainer, args.batch, args.steps)
+                del trainer
+            print(f"K={k:<3} batched {results[k, 'batched']:8.2f} img/s   loop {results[k, 'loop']:8.2f} img/s")
+    k = max(args.proposals)
+    print(f"speedup: {results[k, 'batched'] / results[k, 'loop']:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,44 @@
+"""APN, Table 3: cross-scene detection.
+
+Train on GenImage (ImageNet scene) SD v1.4, ADM or Midjourney; test on the same subset's
+GenImage val images (ImageNet) and on the same generator in DiffusionForensics' LSUN-Bedroom
+scene (§4.1.3). With --data (GenImage) pass the DF root with `--set test_root=PATH`.
+Offline, DF is the synthetic stand-in; its LSUN-Bedroom scene has no SD v1 generator, so
+the offline grid trains on ADM and Midjourney only.
+"""
+from aigid.methods.apn.report import final, rows_table
+from trainables.apn import APN
+from trainables.launcher import Sweep, main
+
+TRAIN_SUBSETS = ["sdv14", "adm", "midjourney"]  # Table 3 column groups
+PAPER = {"sdv14": (99.9, 100.0), "adm": (99.9, 99.2), "midjourney": (99.1, 99.2)}  # APN, ImageNet / LSUN
+
+
+def require_test_root(grid, index, base):
+    if base.get("test_root") is None:
+        raise ValueError("the cross-scene sweep tests on DiffusionForensics: pass --set test_root=<DF root>")
+    return grid, ""
+
+
+def table(trials):
+    return rows_table(trials, "train_subset", TRAIN_SUBSETS, {
+        "ImageNet ACC (%)": lambda s, here: final(here, "test/mean/acc"),
+        "LSUN ACC (%)": lambda s, here: final(here, "test_lsun_bedroom/mean/acc"),
+        "paper ImageNet": lambda s, _: str(PAPER[s][0]), "paper LSUN": lambda s, _: str(PAPER[s][1])},
+        title="APN Table 3 — ACC (%) on the training generator's ImageNet (GenImage) and LSUN-Bedroom (DF) images")
+
+
+SWEEP = Sweep(
+    name="apn_cross_scene",
+    method=APN,
+    grid={"train_subset": TRAIN_SUBSETS},
+    paper={"test_in_domain_only": True},
+    offline={"test_in_domain_only": True, "test_root": "synthetic"},
+    offline_grid={"train_subset": ["adm", "midjourney"]},
+    prune=require_test_root,
+    table=table,
+    doc=__doc__,
+)
+
+if __name__ == "__main__":
+    main(SWEEP)

@@ -1,0 +1,32 @@
+"""APN, Table 4(b): the number of frequency-band proposals K.
+
+GenImage (train SD v1.4, test all eight subsets) or, with --data on DiffusionForensics,
+DF (train ADM, test every LSUN-Bedroom generator): the dataset's layout picks the paper's
+training subset and epochs (§4.1.3, §4.2). A cell is the Avg. ACC over the test subsets
+after the last epoch (mean ± std over seeds with --seeds).
+"""
+from aigid.methods.apn.report import final, rows_table
+from trainables.apn import APN
+from trainables.launcher import Sweep, main
+
+PROPOSALS = [1, 5, 10, 15, 20, 25]  # Table 4(b) rows
+PAPER = {1: (72.9, 89.0), 5: (72.6, 98.7), 10: (75.2, 98.7), 15: (80.4, 98.2), 20: (77.3, 98.6), 25: (76.5, 98.6)}
+
+
+def table(trials):
+    return rows_table(trials, "num_proposals", PROPOSALS, {
+        "Avg. ACC (%)": lambda k, here: final(here, "test/mean/acc"),
+        "paper GenImage": lambda k, _: str(PAPER[k][0]), "paper DF": lambda k, _: str(PAPER[k][1])},
+        title="APN Table 4(b) — Avg. ACC (%) over all test subsets by number of proposals K")
+
+
+SWEEP = Sweep(
+    name="apn_proposals",
+    method=APN,
+    grid={"num_proposals": PROPOSALS},
+    table=table,
+    doc=__doc__,
+)
+
+if __name__ == "__main__":
+    main(SWEEP)

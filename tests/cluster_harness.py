@@ -1,0 +1,126 @@
+"""A real multi-node Ray cluster on one host, on loopback only, for the cluster tests.
+
+Run inside a private network namespace (`unshare -n`), where every socket Ray and MLflow
+open is on 127.0.0.1: a head and two worker nodes via `ray start`, each with its own ports,
+torn down by killing exactly the processes of this cluster (never a `ray stop`, which
+would also stop any other Ray on the host).
+
+    unshare -n python tests/cluster_harness.py SCENARIO WORKDIR
+
+prints one JSON line with what the scenario observed; the test asserts on it.
+"""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+HEAD_PORT, DASHBOARD_PORT = 6390, 8275
+FAST = ["--pretrained", "none", "--backbone", "aigid-tiny-rn", "--set", "train_volume=None", "--set", "test_limit=4"]
+
+
+def sh(*argv, check=True, **kwargs):
+    done = subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kwargs)
+    if check and done.returncode:
+        raise RuntimeError(f"{' '.join(map(str, argv[:3]))} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+class Cluster:
+    """Head (no CPUs: trials must run on workers) + two single-CPU worker nodes."""
+
+    def __init__(self, workdir: Path):
+        self.temp = Path(f"/tmp/aigid-cluster-{os.getpid()}")
+        # Ray 2.60 token auth: head, workers and clients must agree on RAY_AUTH_MODE, or joins fail.
+        self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
+                    "PATH": f"{BIN}:{os.environ['PATH']}"}
+        self.workdir = workdir
+
+    def node_ports(self, n: int) -> list[str]:
+        base = 21000 + 100 * n
+        return ["--node-manager-port", base, "--object-manager-port", base + 1, "--dashboard-agent-listen-port",
+                base + 2, "--dashboard-agent-grpc-port", base + 3, "--runtime-env-agent-port", base + 4,
+                "--metrics-export-port", base + 5, "--min-worker-port", base + 10, "--max-worker-port", base + 60,
+                "--object-store-memory", 150 * 1024 * 1024, "--node-ip-address", "127.0.0.1", "--disable-usage-stats"]
+
+    def __enter__(self):
+        sh("ip", "link", "set", "lo", "up")
+        sh(BIN / "ray", "start", "--head", "--port", HEAD_PORT, "--num-cpus", 0, "--temp-dir", self.temp,
+           "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", DASHBOARD_PORT,
+           "--ray-client-server-port", 10101, *self.node_ports(0), env=self.env)
+        for n in (1, 2):
+            # Each node its own temp dir, as on separate hosts: a shared one lets a worker's
+            # runtime-env agent delete the job's working_dir under the driver's feet.
+            sh(BIN / "ray", "start", "--address", f"127.0.0.1:{HEAD_PORT}", "--num-cpus", 1,
+               "--temp-dir", f"{self.temp}-{n}",
+               "--resources", json.dumps({f"worker{n}": 1}), *self.node_ports(n), env=self.env)
+        return self
+
+    def kill_worker(self, n: int) -> int:
+        """SIGKILL every process of worker node n (its raylet and the trial workers under it)."""
+        port = str(21000 + 100 * n)
+        raylets = [int(p) for p in sh("pgrep", "-f", f"raylet.*node_manager_port={port}", check=False).stdout.split()]
+        for pid in raylets:
+            for child in sh("pgrep", "-P", pid, check=False).stdout.split():
+                os.kill(int(child), signal.SIGKILL)
+            os.kill(pid, signal.SIGKILL)
+        return len(raylets)
+
+    def __exit__(self, *exc):
+        for pid in sh("pgrep", "-f", str(self.temp), check=False).stdout.split():
+            try:
+                os.kill(int(pid), signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        sh("pkill", "-9", "-f", f"127.0.0.1:{HEAD_PORT}", check=False)
+
+    def submit(self, *sweep_args, wait=True):
+        """`ray job submit` of a sweep script through the dashboard's job API, from the working tree."""
+        argv = [BIN / "ray", "job", "submit", "--address", f"http://127.0.0.1:{DASHBOARD_PORT}",
+                "--working-dir", REPO, "--runtime-env", os.environ.get("AIGID_RUNTIME_ENV", REPO / "cluster" / "runtime_env.yaml")]
+        if not wait:
+            argv.append("--no-wait")
+        return sh(*argv, "--", "python", *sweep_args, env=self.env, check=False, timeout=600)
+
+
+def sweep_args(workdir: Path, script: str, *extra) -> list[str]:
+    return [f"sweeps/{script}", "--data", str(workdir / "data"), "--storage", str(workdir / "results"),
+            "--shared-storage", "--mlflow-uri", f"sqlite:///{workdir}/mlflow.db", "--cache-dir",
+            str(workdir / "cache"), *FAST, *extra]
+
+
+def submit_smoke(cluster: Cluster, workdir: Path) -> dict:
+    job = cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=1",
+                                     "--max-failures", "2"))
+    return {"returncode": job.returncode, "log": job.stdout[-6000:] + job.stderr[-3000:]}
+
+
+def kill_worker_mid_sweep(cluster: Cluster, workdir: Path) -> dict:
+    """Submit without waiting, kill worker 1 once two trials have checkpointed, wait for the job."""
+    from ray.job_submission import JobSubmissionClient
+
+    job = cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=3",
+                                     "--max-failures", "3", "--name", "killed-worker"), wait=False)
+    job_id = next(w.strip("'") for w in job.stdout.split() if w.strip("'").startswith("raysubmit_"))
+    jobs = JobSubmissionClient(f"http://127.0.0.1:{DASHBOARD_PORT}")
+    run_dir, killed = workdir / "results" / "killed-worker", 0
+    deadline = time.monotonic() + 420
+    while time.monotonic() < deadline and not jobs.get_job_status(job_id).is_terminal():
+        if not killed and len(list(run_dir.glob("*/checkpoint_*"))) >= 2:
+            killed = cluster.kill_worker(1)
+        time.sleep(1)
+    return {"killed_raylets": killed, "status": str(jobs.get_job_status(job_id)), "log": jobs.get_job_logs(job_id)[-8000:]}
+
+
+SCENARIOS = {"submit_smoke": submit_smoke, "kill_worker_mid_sweep": kill_worker_mid_sweep}
+
+if __name__ == "__main__":
+    scenario, workdir = sys.argv[1], Path(sys.argv[2])
+    with Cluster(workdir) as cluster:
+        print(json.dumps(SCENARIOS[scenario](cluster, workdir)), flush=True)
