@@ -5,6 +5,9 @@ a linear head, batch 4 of 224² images, Adam, a report per epoch) set up by the 
 `prepare_trial`, so threads and device follow the trial's resources as in a real sweep.
 Both runs happen in one process on one Ray instance, so the ratio is robust to machine noise.
 
+Each trial starts a fresh worker process (Tune's and the launcher's default), so the overhead
+includes importing torch, open_clip and Ray Tune there; `--reuse-actors` shows the cost without.
+
 Scheduling overhead per trial = (wall − Σ in-trial compute / k) / N, where k is how many
 trials the resources let run at once. With k = 1 that is wall minus summed compute over N;
 packed, concurrent trials share cores, so each one's compute stretches by about k/cores and
@@ -59,7 +62,7 @@ def run_batch(resources: dict, concurrent: int | None, args, storage: str) -> tu
         tune.with_resources(small_trial, resources),
         param_space={"seed": tune.grid_search(list(range(args.trials))),
                      "epochs": args.epochs, "steps": args.steps, "batch": args.batch},
-        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent),
+        tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=args.reuse_actors),
         run_config=tune.RunConfig(storage_path=storage, verbose=0),
     )
     start = time.perf_counter()
@@ -79,13 +82,15 @@ def slots(resources: dict, concurrent: int | None, trials: int) -> int:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--trials", type=int, default=16, help="N trials per run (default 16)")
+    parser.add_argument("--trials", type=int, default=8, help="N trials per run (default 8)")
     parser.add_argument("--epochs", type=int, default=3, help="reports per trial (default 3)")
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per epoch (default 4)")
     parser.add_argument("--batch", type=int, default=4, help="images per step (LoL's batch, 4)")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs given to the local Ray (default 2)")
     parser.add_argument("--share", type=float, default=0.25, help="packed share of a CPU (or GPU with --gpu)")
     parser.add_argument("--gpu", action="store_true", help="pack fractional GPUs instead of CPUs")
+    parser.add_argument("--reuse-actors", action="store_true",
+                        help="reuse trial processes (Tune's default, like the launcher's, starts one per trial)")
     args = parser.parse_args(argv)
 
     ray.init(num_cpus=args.num_cpus, include_dashboard=False, log_to_driver=False)

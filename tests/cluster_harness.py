@@ -80,10 +80,22 @@ class Cluster:
                 pass
         sh("pkill", "-9", "-f", f"127.0.0.1:{HEAD_PORT}", check=False)
 
+    def runtime_env(self) -> Path:
+        """cluster/runtime_env.yaml as users submit it, less its `pip` list: this host's venv already
+        has every package and cannot reach an index from inside the namespace."""
+        import yaml
+
+        env = yaml.safe_load((REPO / "cluster" / "runtime_env.yaml").read_text())
+        env.pop("pip", None)
+        env["env_vars"] = {**env.get("env_vars", {}), "RAY_AUTH_MODE": "disabled"}
+        path = self.workdir / "runtime_env.yaml"
+        path.write_text(yaml.safe_dump(env))
+        return path
+
     def submit(self, *sweep_args, wait=True):
         """`ray job submit` of a sweep script through the dashboard's job API, from the working tree."""
         argv = [BIN / "ray", "job", "submit", "--address", f"http://127.0.0.1:{DASHBOARD_PORT}",
-                "--working-dir", REPO, "--runtime-env", os.environ.get("AIGID_RUNTIME_ENV", REPO / "cluster" / "runtime_env.yaml")]
+                "--working-dir", REPO, "--runtime-env", self.runtime_env()]
         if not wait:
             argv.append("--no-wait")
         return sh(*argv, "--", "python", *sweep_args, env=self.env, check=False, timeout=600)
@@ -95,30 +107,50 @@ def sweep_args(workdir: Path, script: str, *extra) -> list[str]:
             str(workdir / "cache"), *FAST, *extra]
 
 
-def submit_smoke(cluster: Cluster, workdir: Path) -> dict:
-    job = cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=1",
-                                     "--max-failures", "2"))
-    return {"returncode": job.returncode, "log": job.stdout[-6000:] + job.stderr[-3000:]}
+def job_id(submitted) -> str:
+    return next(w.strip("'") for w in submitted.stdout.split() if w.strip("'").startswith("raysubmit_"))
 
 
-def kill_worker_mid_sweep(cluster: Cluster, workdir: Path) -> dict:
-    """Submit without waiting, kill worker 1 once two trials have checkpointed, wait for the job."""
+def wait_for(jobs, job: str, deadline: float, when=lambda: False, then=lambda: None) -> str:
+    """Poll a job until it ends; run `then` once, the first time `when` holds."""
+    fired = False
+    while time.monotonic() < deadline and not jobs.get_job_status(job).is_terminal():
+        if not fired and when():
+            then()
+            fired = True
+        time.sleep(1)
+    return str(jobs.get_job_status(job))
+
+
+def kill_worker_then_stop_and_resume_driver(cluster: Cluster, workdir: Path) -> dict:
+    """Two sweeps submitted with `ray job submit`:
+    1. a worker node is SIGKILLed once two trials have checkpointed; the sweep must still finish;
+    2. the driver job is stopped once a trial has finished, then resubmitted with --resume."""
     from ray.job_submission import JobSubmissionClient
 
-    job = cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=3",
-                                     "--max-failures", "3", "--name", "killed-worker"), wait=False)
-    job_id = next(w.strip("'") for w in job.stdout.split() if w.strip("'").startswith("raysubmit_"))
     jobs = JobSubmissionClient(f"http://127.0.0.1:{DASHBOARD_PORT}")
-    run_dir, killed = workdir / "results" / "killed-worker", 0
-    deadline = time.monotonic() + 420
-    while time.monotonic() < deadline and not jobs.get_job_status(job_id).is_terminal():
-        if not killed and len(list(run_dir.glob("*/checkpoint_*"))) >= 2:
-            killed = cluster.kill_worker(1)
-        time.sleep(1)
-    return {"killed_raylets": killed, "status": str(jobs.get_job_status(job_id)), "log": jobs.get_job_logs(job_id)[-8000:]}
+    deadline = time.monotonic() + 480
+    out = {}
+    killed = workdir / "results" / "killed-worker"
+    first = job_id(cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=3",
+                                              "--max-failures", "3", "--name", "killed-worker"), wait=False))
+    out["kill_status"] = wait_for(jobs, first, deadline, when=lambda: len(list(killed.glob("*/checkpoint_*"))) >= 2,
+                                  then=lambda: out.setdefault("killed_raylets", cluster.kill_worker(1)))
+    out["kill_log"] = jobs.get_job_logs(first)[-8000:]
+
+    stopped = workdir / "results" / "stopped-driver"
+    second = job_id(cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=2",
+                                               "--name", "stopped-driver"), wait=False))
+    out["stop_status"] = wait_for(jobs, second, deadline, when=lambda: len(list(stopped.glob("*/result.json"))) > 0
+                                  and "finished (" in jobs.get_job_logs(second), then=lambda: jobs.stop_job(second))
+    out["stopped_log"] = jobs.get_job_logs(second)[-8000:]
+    resumed = cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=2",
+                                         "--name", "stopped-driver", "--resume"))
+    out["resume_returncode"], out["resume_log"] = resumed.returncode, resumed.stdout[-8000:]
+    return out
 
 
-SCENARIOS = {"submit_smoke": submit_smoke, "kill_worker_mid_sweep": kill_worker_mid_sweep}
+SCENARIOS = {"kill_worker_then_stop_and_resume_driver": kill_worker_then_stop_and_resume_driver}
 
 if __name__ == "__main__":
     scenario, workdir = sys.argv[1], Path(sys.argv[2])

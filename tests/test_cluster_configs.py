@@ -94,7 +94,11 @@ def test_launcher_config_installs_aigid_and_mounts_shared_storage(name):
     config = load(name)
     setup = " && ".join(config["setup_commands"])
     assert all(pin in setup for pin in makefile_torch_pins())
-    remote = next(path for path, local in config["file_mounts"].items() if local == ".")
+    mounts = {local: remote for remote, local in config["file_mounts"].items()}
+    remote = mounts["./pyproject.toml"].rsplit("/", 1)[0]
+    packages = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]
+    for name in [*(p.rstrip("*") for p in packages["include"]), "sweeps", "README.md"]:  # what pip -e and jobs need
+        assert mounts[f"./{name}"] == f"{remote}/{name}", name
     assert f"pip install -q -e {remote}" in setup
     # The host's network mount is bound at SHARED in every container ...
     binds = [opt.split()[1].split(":") for opt in config["docker"]["run_options"] if opt.startswith("-v ")]

@@ -35,7 +35,7 @@ def test_sweeps_list_the_papers_grids(name, trials, small_ufd, capsys):
     (["--set", "xi=-1"], "swept by this grid"),
     (["--set", "classes=3"], "classes must be one of"),
     (["--backbone", "ViT-Q-99"], "unknown backbone"),
-    (["--backbone", "aigid-tiny-rn"], "is a ResNet"),
+    (["--backbone", "aigid-tiny-rn", "--pretrained", "none"], "is a ResNet"),
 ])
 def test_bad_input_fails_before_any_trial(argv, message, small_ufd, capsys):
     with pytest.raises(SystemExit) as exit_info:
