@@ -123,7 +123,8 @@ def wait_for(jobs, job: str, deadline: float, when=lambda: False, then=lambda: N
 
 
 def kill_worker_then_stop_and_resume_driver(cluster: Cluster, workdir: Path) -> dict:
-    """Two sweeps submitted with `ray job submit`:
+    """Sweeps submitted with `ray job submit`:
+    0. a node-local --storage is refused on this 3-node cluster, before any trial;
     1. a worker node is SIGKILLed once two trials have checkpointed; the sweep must still finish;
     2. the driver job is stopped once a trial has finished, then resubmitted with --resume."""
     from ray.job_submission import JobSubmissionClient
@@ -131,6 +132,9 @@ def kill_worker_then_stop_and_resume_driver(cluster: Cluster, workdir: Path) -> 
     jobs = JobSubmissionClient(f"http://127.0.0.1:{DASHBOARD_PORT}")
     deadline = time.monotonic() + 480
     out = {}
+    refused = cluster.submit(*[a for a in sweep_args(workdir, "lol_cross_generator.py", "--smoke")
+                               if a != "--shared-storage"])
+    out["refused_returncode"], out["refused_log"] = refused.returncode, refused.stdout[-3000:] + refused.stderr[-2000:]
     killed = workdir / "results" / "killed-worker"
     first = job_id(cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=3",
                                               "--max-failures", "3", "--name", "killed-worker"), wait=False))

@@ -30,6 +30,8 @@ def test_cluster_survives_a_dead_worker_and_a_stopped_driver(tmp_path):
     assert done.returncode == 0, done.stderr[-4000:]
     out = json.loads(done.stdout.strip().splitlines()[-1])
 
+    assert out["refused_returncode"] != 0 and "node-local filesystem" in out["refused_log"]
+
     # A worker node died mid-sweep: its trials resumed from their checkpoints on the other node.
     assert out["killed_raylets"] == 1
     assert out["kill_status"] == "SUCCEEDED", out["kill_log"][-3000:]
