@@ -3,7 +3,7 @@
 Each trial is a short LoL-shaped fine-tune (the tiny CLIP-RN image tower `aigid-tiny-rn` plus
 a linear head, batch 4 of 224² images, Adam, a report per epoch) set up by the launcher's own
 `prepare_trial`, so threads and device follow the trial's resources as in a real sweep.
-Both runs happen in one process on one Ray instance, so the ratio is robust to machine noise.
+Both runs happen in one process on one Ray instance, so the ratio compares like with like.
 
 Each trial starts a fresh worker process (Tune's and the launcher's default), so the overhead
 includes importing torch, open_clip and Ray Tune there; `--reuse-actors` shows the cost without.
