@@ -74,6 +74,6 @@ def test_config_rejects_impossible_values(field, value, match):
 
 
 def test_config_from_flat_rejects_unknown_keys():
-    with pytest.raises(ValueError, match="unknown LoL option"):
+    with pytest.raises(ValueError, match="unknown LoLConfig option"):
         LoLConfig.from_flat({"mask_ration": (0.1, 0.2)})
     assert LoLConfig.from_flat({"mask_ratio": [0.1, 0.2]}).mask_ratio == (0.1, 0.2)

@@ -31,7 +31,7 @@ def test_mask_grid_lists_the_papers_15_cells(small_genimage, capsys):
     (["--set", "lr=0"], "lr must be > 0"),
     (["--backbone", "RN5O"], "unknown backbone"),
     (["--set", "train_subset='dalle'"], "train_subset 'dalle'"),
-    (["--set", "masc_ratio=1"], "unknown LoL option"),
+    (["--set", "masc_ratio=1"], "unknown LoLConfig option"),
 ])
 def test_bad_input_fails_before_any_trial(small_genimage, argv, message, capsys):
     argv = argv if "--data" in argv else ["--data", str(small_genimage), "--pretrained", "none", *argv]

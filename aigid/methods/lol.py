@@ -9,7 +9,7 @@ test time).
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Iterator
 
 import torch
@@ -20,6 +20,7 @@ from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex, DataError
 from aigid.data.subsets import nested_subsample
 from aigid.data.transforms import test_transform, train_transform
+from aigid.methods.config import FlatConfig
 from aigid.metrics import binary_metrics, mean_std, per_subset_summary
 
 
@@ -36,7 +37,7 @@ def _check_range(name: str, value, low: float, high: float | None) -> tuple[floa
 
 
 @dataclass
-class LoLConfig:
+class LoLConfig(FlatConfig):
     """LoL hyper-parameters; defaults are the paper's. A Ray trial config is a flat dict of overrides."""
 
     backbone: str = "RN50"  # §4.2: CLIP-RN50 (RN101, ViT-L-14 in Table 2)
@@ -81,18 +82,6 @@ class LoLConfig:
             self.pretrained = None
         if self.test_subsets is not None:
             self.test_subsets = tuple(self.test_subsets)
-
-    @classmethod
-    def from_flat(cls, flat: dict) -> "LoLConfig":
-        """Build from a flat dict (a Ray trial config); unknown keys are an error, not ignored."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(flat) - names)
-        if unknown:
-            raise ValueError(f"unknown LoL option(s) {unknown}; known: {sorted(names)}")
-        return cls(**flat)
-
-    def to_flat(self) -> dict:
-        return asdict(self)
 
 
 # The synthetic stand-in is a few hundred images and a tiny random-init CLIP-shaped ResNet:
