@@ -1,5 +1,6 @@
 """The APN sweep scripts through the real launcher, a real local Ray and a real MLflow store."""
 import runpy
+import shutil
 from pathlib import Path
 
 import pytest
@@ -35,8 +36,7 @@ def test_grids_are_the_papers(small_genimage, capsys):
     ("apn_cross_scene", ["--set", "test_root='synthetic'"], "pairs only with the synthetic training stand-in"),
 ])
 def test_bad_input_fails_before_any_trial(small_genimage, tmp_path, sweep, argv, message, capsys):
-    small = Path(tmp_path) / "copy"  # a non-synthetic root: the marker file is not copied
-    import shutil
+    small = tmp_path / "copy"  # a non-synthetic root: the marker file is not copied
     shutil.copytree(small_genimage, small, ignore=shutil.ignore_patterns("AIGID_SYNTHETIC.json"))
     with pytest.raises(SystemExit) as exit_info:
         main(load_sweep(sweep), ["--data", str(small), "--dry-run", *argv])

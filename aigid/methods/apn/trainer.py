@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
@@ -24,6 +24,7 @@ from aigid.data.transforms import test_transform, train_transform
 from aigid.methods.apn.backbones import BUILDERS
 from aigid.methods.apn.club import CLUB
 from aigid.methods.apn.model import ABLATIONS, APN
+from aigid.methods.config import FlatConfig
 from aigid.metrics import binary_metrics, per_subset_summary
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's backbones
@@ -39,7 +40,7 @@ DF_NAMES = {"sdv14": ("sdv1", "sdv1_new"), "sdv15": ("sdv1", "sdv1_new"), "adm":
 
 
 @dataclass
-class APNConfig:
+class APNConfig(FlatConfig):
     """APN hyper-parameters; defaults are the paper's. A Ray trial config is a flat dict of overrides."""
 
     num_proposals: int | None = None  # §4.2.1: K = 15 (GenImage), 5 (DF); None = by dataset
@@ -115,18 +116,6 @@ class APNConfig:
                 raise ValueError(f"{name} must be >= 1 or None, got {value!r}")
         if self.test_subsets is not None:
             self.test_subsets = tuple(self.test_subsets)
-
-    @classmethod
-    def from_flat(cls, flat: dict) -> "APNConfig":
-        """Build from a flat dict (a Ray trial config); unknown keys are an error, not ignored."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(flat) - names)
-        if unknown:
-            raise ValueError(f"unknown APN option(s) {unknown}; known: {sorted(names)}")
-        return cls(**flat)
-
-    def to_flat(self) -> dict:
-        return asdict(self)
 
     def for_layout(self, layout: str) -> "APNConfig":
         """This config with the fields left None filled with the dataset's paper defaults."""
