@@ -76,7 +76,7 @@ def run_batch(resources: dict, concurrent: int | None, args, storage: str) -> tu
 def slots(resources: dict, concurrent: int | None, trials: int) -> int:
     """How many trials these resources admit at once on this Ray instance."""
     available = ray.cluster_resources()
-    fits = min(int(available.get(key.upper(), 0) // share + 1e-9) for key, share in resources.items() if share > 0)
+    fits = min(int(available.get(key.upper(), 0) / share + 1e-9) for key, share in resources.items() if share > 0)
     return min(trials, fits, concurrent or trials)
 
 
