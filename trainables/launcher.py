@@ -54,6 +54,7 @@ def parse_args(sweep: Sweep, argv: Sequence[str] | None) -> argparse.Namespace:
     data = parser.add_argument_group("data and model")
     data.add_argument("--data", help="dataset root (GenImage, UniversalFakeDetect, DiffusionForensics or real/+fake/); "
                                      "check it first with `aigid data inspect PATH`")
+    data.add_argument("--test-data", help="a second dataset tested too (apn_cross_scene: the DiffusionForensics root)")
     data.add_argument("--layout", choices=LAYOUTS, help="override the auto-detected dataset layout")
     data.add_argument("--backbone", help="CLIP image encoder (open_clip name: RN50, RN101, ViT-L-14, ...)")
     data.add_argument("--pretrained", help="open_clip tag (openai), a local checkpoint path, or none")
@@ -106,6 +107,8 @@ def base_overrides(sweep: Sweep, args: argparse.Namespace) -> dict:
     shortcuts = {"backbone": args.backbone, "pretrained": args.pretrained, "epochs": args.epochs}
     base.update(parse_overrides([f"{k}={v}" for k, v in shortcuts.items() if v is not None]))
     base.update(parse_overrides(args.set))
+    if args.test_data:
+        base["test_root"] = os.path.abspath(args.test_data)
     clash = sorted(set(base) & set(sweep.grid))
     if clash:
         raise ValueError(f"{clash} is swept by this grid; it cannot also be set for every trial")

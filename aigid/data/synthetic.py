@@ -22,7 +22,7 @@ from aigid.data.artefacts import fake_image, natural_image, to_uint8
 from aigid.data.index import DataError
 from aigid.data.layouts import SYNTHETIC_MARKER
 
-GENERATOR_VERSION = 1  # bump when images change, so ensure_synthetic regenerates old copies
+GENERATOR_VERSION = 2  # bump when images change, so ensure_synthetic regenerates old copies
 SIZES = (128, 192, 256, 320)  # some below the usual 224 crop, to exercise tiling
 BIGGAN_SIZE = 128  # GenImage's BigGAN fakes are 128 px
 
@@ -42,7 +42,7 @@ UFD_TEST = {"progan": "checkerboard", "stylegan": "nearest", "crn": "smooth", "d
 DF_TRAIN = {"lsun_bedroom": {"adm": "nearest"}}
 DF_TEST = {
     "lsun_bedroom": {"adm": "nearest", "iddpm": "spectral_peaks", "midjourney": "smooth",
-                     "vqdiffusion": "vector_quantised"},
+                     "sdv1": "bilinear", "vqdiffusion": "vector_quantised"},
     "imagenet": {"adm": "nearest", "sdv1": "bilinear"},
 }
 
