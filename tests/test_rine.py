@@ -48,7 +48,7 @@ def test_supcon_matches_a_hand_computed_case(temperature):
     ({"q": 0}, "q must be an integer >= 1"), ({"proj_dim": 0}, "proj_dim must be an integer >= 1"),
     ({"xi": -0.1}, "xi must be >= 0"), ({"classes": 3}, "classes must be one of [1, 2, 4]"),
     ({"without": "mlp"}, "without must be one of"), ({"tap": "ln_1"}, "tap must be one of"),
-    ({"train_fraction": 0}, "train_fraction must be in (0, 1]"), ({"qq": 1}, "unknown RINE option"),
+    ({"train_fraction": 0}, "train_fraction must be in (0, 1]"), ({"qq": 1}, "unknown RINEConfig option"),
 ])
 def test_bad_config_names_the_field(flat, message):
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):

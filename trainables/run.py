@@ -137,8 +137,10 @@ def run_trials(sweep, args, index, base: dict, grid: dict, configs: list, client
         tuner = tune.Tuner(
             trainable,
             param_space=search.param_space,
+            # reuse_actors: a new trial reuses a finished trial's worker process instead of paying
+            # ~5 CPU-s to start one and import torch/open_clip again (benchmarks/RESULTS.md, Packing).
             tune_config=tune.TuneConfig(num_samples=search.num_samples, search_alg=search.search_alg,
-                                        scheduler=search.scheduler,
+                                        scheduler=search.scheduler, reuse_actors=True,
                                         max_concurrent_trials=args.max_concurrent or None),
             run_config=tune.RunConfig(
                 name=run_name,

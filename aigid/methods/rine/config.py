@@ -1,7 +1,9 @@
 """RINE's hyper-parameters with the paper's defaults (../shared/papers/rine.txt)."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
+
+from aigid.methods.config import FlatConfig
 
 CLASS_SETTINGS = {  # §4.1: ProGAN training classes of the 1-, 2- and 4-class settings
     1: ("horse",),
@@ -23,7 +25,7 @@ PAPER_CONFIGS = {
 
 
 @dataclass
-class RINEConfig:
+class RINEConfig(FlatConfig):
     """RINE hyper-parameters; defaults are the paper's 4-class model. A Ray trial config is a flat dict of overrides."""
 
     backbone: str = "ViT-L-14"  # §4.2: CLIP ViT-L/14 (ViT-B-32 in Fig. 3); open_clip names
@@ -85,18 +87,6 @@ class RINEConfig:
     def lr_at(self, epoch: int) -> float:
         """Learning rate of 0-based `epoch`: ÷10 for every decay epoch (1-based) reached, as the authors do."""
         return self.lr / 10 ** sum(epoch + 1 >= e for e in self.lr_decay_epochs)
-
-    @classmethod
-    def from_flat(cls, flat: dict) -> "RINEConfig":
-        """Build from a flat dict (a Ray trial config); unknown keys are an error, not ignored."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(flat) - names)
-        if unknown:
-            raise ValueError(f"unknown RINE option(s) {unknown}; known: {sorted(names)}")
-        return cls(**flat)
-
-    def to_flat(self) -> dict:
-        return asdict(self)
 
 
 # The synthetic stand-in is ~200 training images and a tiny random-init ViT (4 blocks, width 64):
