@@ -1,4 +1,6 @@
 """APN's network, losses and training loop on tiny torchvision-family backbones and real images on disk."""
+import shutil
+
 import pytest
 import torch
 
@@ -141,6 +143,8 @@ def test_cross_scene_maps_genimage_generators_to_diffusionforensics(small_genima
     assert set(t.test_loaders) == {("test", "midjourney"), ("test_lsun_bedroom", "midjourney")}
     scenes = {s.group for s in t.test_loaders[("test_lsun_bedroom", "midjourney")].dataset.samples}
     assert scenes == {"lsun_bedroom"}
+    check_data(APNConfig.from_flat({"test_root": str(df), "train_subset": "sdv14"}), index)
+    shutil.rmtree(df / "test" / "lsun_bedroom" / "sdv1")
     with pytest.raises(DataError, match="no sdv1 / sdv1_new generator in scene 'lsun_bedroom'"):
         check_data(APNConfig.from_flat({"test_root": str(df), "train_subset": "sdv14"}), index)
 
