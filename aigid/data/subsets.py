@@ -45,3 +45,13 @@ def fitting_volumes(volumes, samples) -> tuple[list[int], list[int]]:
         fits = n >= 1 and all(k <= have[label] for label, k in _per_label(n).items())
         (kept if fits else dropped).append(n)
     return kept, dropped
+
+
+def training_subset(index, subset: str, volume: int | None, seed: int) -> list[Sample]:
+    """One generator subset's training images, balanced-nested-subsampled to `volume` (None = all)."""
+    available = index.subsets(index.train_split)
+    if subset not in available:
+        raise DataError(f"train_subset '{subset}' is not in {index.root} "
+                        f"(split '{index.train_split}' has: {', '.join(available) or 'nothing'})")
+    samples = index.select(index.train_split, subsets=[subset])
+    return samples if volume is None else nested_subsample(samples, volume, seed=seed)

@@ -18,7 +18,7 @@ from torch import nn
 from aigid.backbones import create_image_encoder
 from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex, DataError
-from aigid.data.subsets import nested_subsample
+from aigid.data.subsets import nested_subsample, training_subset
 from aigid.data.transforms import test_transform, train_transform
 from aigid.methods.config import FlatConfig
 from aigid.metrics import binary_metrics, mean_std, per_subset_summary
@@ -255,14 +255,7 @@ class LoLTrainer:
 
 def select_training_samples(index: DatasetIndex, config: LoLConfig):
     """The training subset's images, subsampled (balanced, nested, seeded) to `train_volume`."""
-    available = index.subsets(index.train_split)
-    if config.train_subset not in available:
-        raise DataError(f"train_subset '{config.train_subset}' is not in {index.root} "
-                        f"(split '{index.train_split}' has: {', '.join(available) or 'nothing'})")
-    samples = index.select(index.train_split, subsets=[config.train_subset])
-    if config.train_volume is None:
-        return samples
-    return nested_subsample(samples, config.train_volume, seed=config.seed)
+    return training_subset(index, config.train_subset, config.train_volume, config.seed)
 
 
 def select_test_samples(index: DatasetIndex, config: LoLConfig) -> dict:

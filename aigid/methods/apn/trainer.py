@@ -18,7 +18,7 @@ from torch import nn
 
 from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex, DataError, scan
-from aigid.data.subsets import nested_subsample
+from aigid.data.subsets import nested_subsample, training_subset
 from aigid.data.synthetic import ensure_synthetic
 from aigid.data.transforms import test_transform, train_transform
 from aigid.methods.apn.backbones import BUILDERS
@@ -189,10 +189,28 @@ class APNTrainer:
                     yield images
             passes += 1
 
+    @contextlib.contextmanager
+    def _buffers_kept(self):
+        """Restore the APN's buffers (BatchNorm running statistics) on exit: the frozen APN's state is untouched."""
+        saved = [buffer.clone() for buffer in self.model.buffers()]
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for buffer, value in zip(self.model.buffers(), saved):
+                    buffer.copy_(value)
+
     def q_step_once(self, images: torch.Tensor) -> float:
-        """One eq. 8 update of q_θ on features of the frozen APN (eval mode: no BN statistics change)."""
-        self.model.eval()
-        with torch.no_grad(), self._autocast():
+        """One eq. 8 update of q_θ on features of the frozen APN.
+
+        The features come from train mode (BatchNorm on batch statistics), the mode in which
+        eq. 9's L_mi then scores them: q_θ must fit the joint distribution it is scored on,
+        else L_mi is no upper bound and the APN step drives it far below zero. Eval-mode
+        features (running statistics, which lag behind early in training) made exactly that
+        happen. The running statistics are restored afterwards: APN stays frozen (§4.2.2).
+        """
+        self.model.train()
+        with torch.no_grad(), self._autocast(), self._buffers_kept():
             out = self.model(images.to(self.device, non_blocking=True))
         loss = self.club.learning_loss(out.related.float(), out.irrelevant.float())
         self.q_optimizer.zero_grad(set_to_none=True)
@@ -288,12 +306,7 @@ class APNTrainer:
 
 def select_training_samples(index: DatasetIndex, setup: APNConfig):
     """The training subset's images (a balanced nested subsample when `train_volume` is set)."""
-    available = index.subsets(index.train_split)
-    if setup.train_subset not in available:
-        raise DataError(f"train_subset '{setup.train_subset}' is not in {index.root} "
-                        f"(split '{index.train_split}' has: {', '.join(available) or 'nothing'})")
-    samples = index.select(index.train_split, subsets=[setup.train_subset])
-    return samples if setup.train_volume is None else nested_subsample(samples, setup.train_volume, seed=setup.seed)
+    return training_subset(index, setup.train_subset, setup.train_volume, setup.seed)
 
 
 def _scene(index: DatasetIndex, setup: APNConfig) -> str | None:
