@@ -107,3 +107,4 @@ def test_bad_data_fails_before_training(ufd, tmp_path):
     with pytest.raises(DataError, match=r"lacks \['car', 'cat', 'chair'\].*use classes=1"):
         check_data(RINEConfig(classes=4), scan(only_horse))
     check_data(RINEConfig(classes=1, backbone="aigid-tiny-vit"), scan(only_horse))
+

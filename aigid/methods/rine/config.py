@@ -45,6 +45,8 @@ class RINEConfig(FlatConfig):
     lr_decay_epochs: tuple[int, ...] = (6, 11)  # §5.4: lr ÷ 10 at the 6th and 11th epoch
     train_fraction: float = 1.0  # §5.5: 20/50/80/100 % of the training images (balanced, nested subsets)
     crop: int = 224  # §4.2: random crop 224 (train), centre crop 224 (test), no resizing
+    blur_prob: float = 0.5  # §4.2 (CNNDetection recipe): Gaussian blur, σ ~ U[0, 3], on half the training views
+    jpeg_prob: float = 0.5  # §4.2 (CNNDetection recipe): JPEG at quality 30 or 100 on half the training views
     select_on: str = "val"  # best config of a grid by ACC+AP on the held-out val split; "test" = the paper's way (§4.4)
     seed: int = 0  # head init, batch order, dropout, and the augmentation of the cached training views
 
@@ -62,6 +64,9 @@ class RINEConfig(FlatConfig):
         for name in ("lr", "temperature"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        for name in ("blur_prob", "jpeg_prob"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)!r}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
         if not 0 < self.train_fraction <= 1:
@@ -91,5 +96,7 @@ class RINEConfig(FlatConfig):
 
 # The synthetic stand-in is ~200 training images and a tiny random-init ViT (4 blocks, width 64):
 # at batch 128 one epoch would be two steps, so the demo uses smaller batches and a few epochs.
+# A pipeline demo only: the head stays at chance on the stand-in (the tiny random-init ViT's
+# features of random-crop training views carry no usable signal; centre-crop ones separate).
 OFFLINE_OVERRIDES = {"backbone": "aigid-tiny-vit", "pretrained": None, "batch_size": 16, "epochs": 3}
 SMOKE_OVERRIDES = {"epochs": 1}

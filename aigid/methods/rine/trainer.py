@@ -29,7 +29,8 @@ EVAL_BATCH = 1024
 
 
 def train_view_name(config: RINEConfig, view: int) -> tuple:
-    return ("train", config.backbone, config.pretrained, config.crop, config.seed, view)
+    return ("train", config.backbone, config.pretrained, config.crop, config.blur_prob, config.jpeg_prob,
+            config.seed, view)
 
 
 def eval_view_name(config: RINEConfig) -> tuple:
@@ -61,17 +62,18 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
     its configs need; training views 0..epochs-1 per seed; one shared evaluation view."""
     groups = defaultdict(list)
     for config in configs:
-        groups[(config.backbone, config.pretrained, config.crop)].append(config)
+        groups[(config.backbone, config.pretrained, config.crop, config.blur_prob, config.jpeg_prob)].append(config)
     tests = [s.path for samples in select_test_samples(index).values() for s in samples]
     requests = {}
-    for (backbone, pretrained, crop), group in groups.items():
+    for (backbone, pretrained, crop, blur_prob, jpeg_prob), group in groups.items():
         outputs = tuple({c.output for c in group})
         classes = sorted({name for c in group for name in c.class_names})
         train = [s.path for s in index.select(index.train_split, groups=classes)]
         val = [s.path for c in group for s in select_validation_samples(index, c)]
-        augment = CNNDetectionAugment(crop)
+        augment = CNNDetectionAugment(crop, blur_prob=blur_prob, jpeg_prob=jpeg_prob)
         for seed, view in sorted({(c.seed, v) for c in group for v in range(c.epochs)}):
-            requests[("train", backbone, pretrained, crop, seed, view)] = FeatureRequest(backbone, pretrained, outputs, tuple(train), augment, view, seed,
+            name = ("train", backbone, pretrained, crop, blur_prob, jpeg_prob, seed, view)  # = train_view_name
+            requests[name] = FeatureRequest(backbone, pretrained, outputs, tuple(train), augment, view, seed,
                                             label=f"{backbone} train view {view} seed {seed}")
         requests[eval_view_name(group[0])] = FeatureRequest(
             backbone, pretrained, outputs, tuple(val + tests), FixedView(test_transform(crop)),
