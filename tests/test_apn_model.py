@@ -155,3 +155,15 @@ def test_layout_picks_the_papers_dataset_defaults():
     df = config.for_layout("diffusionforensics")
     assert (df.num_proposals, df.epochs, df.train_subset, df.test_scene) == (5, 40, "adm", "lsun_bedroom")
     assert APNConfig(num_proposals=25).for_layout("diffusionforensics").num_proposals == 25
+
+
+@pytest.mark.parametrize("updates", [True, False])
+def test_q_steps_see_train_mode_features_and_leave_bn_stats_as_configured(small_genimage, updates):
+    t = trainer(small_genimage, q_updates_bn=updates)
+    seen = []
+    t.model.register_forward_pre_hook(lambda module, args: seen.append(module.training))
+    before = [b.clone() for b in t.model.buffers()]
+    t.q_step_once(next(t._q_batches()))
+    assert seen == [True]  # the mode in which eq. 9's L_mi scores q_θ
+    unchanged = all(torch.equal(a, b) for a, b in zip(before, t.model.buffers()))
+    assert unchanged is not updates

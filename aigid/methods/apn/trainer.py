@@ -66,6 +66,7 @@ class APNConfig(FlatConfig):
     lr_gamma: float = 0.1  # §4.2.2
     q_steps: int = 3  # §4.2.2: q_θ is trained three times per APN step
     q_hidden: int = 256  # paper silent: hidden width of q_θ's two FC networks
+    q_updates_bn: bool = True  # paper silent: q_θ's forward passes (train mode) also update APN's BN running stats
     batch_size: int = 32  # §4.2.2
     q_batch_size: int = 32  # §4.2.2: 32 other images per q_θ batch
     epochs: int | None = None  # §4.2.2: 10 (GenImage), 40 (DF); None = by dataset
@@ -114,6 +115,9 @@ class APNConfig(FlatConfig):
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise ValueError(f"{name} must be >= 1 or None, got {value!r}")
+        for name in ("q_updates_bn", "test_in_domain_only"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.test_subsets is not None:
             self.test_subsets = tuple(self.test_subsets)
 
@@ -124,10 +128,11 @@ class APNConfig(FlatConfig):
 
 
 # The synthetic stand-in is a few hundred images: tiny torchvision-family backbones at a 64 px
-# crop, and a learning rate that moves random-init weights within a few epochs.
+# crop, and a learning rate that moves random-init weights within a few epochs (48 training
+# images, 6 steps an epoch: 3 epochs left the classifier and the BN running stats unsettled).
 OFFLINE_OVERRIDES = {"freq_backbone": "tiny-resnet", "spatial_backbone": "tiny-swin", "spectrum_backbone": "tiny-resnet",
                      "crop": 64, "feature_dim": 64, "q_hidden": 64, "batch_size": 8, "q_batch_size": 8,
-                     "epochs": 3, "lr": 1e-3, "basis_lr": 1e-5, "q_lr": 1e-3}
+                     "epochs": 5, "lr": 1e-3, "basis_lr": 1e-5, "q_lr": 1e-3}
 SMOKE_OVERRIDES = {"epochs": 1}
 
 
@@ -191,23 +196,25 @@ class APNTrainer:
 
     @contextlib.contextmanager
     def _buffers_kept(self):
-        """Restore the APN's buffers (BatchNorm running statistics) on exit: the frozen APN's state is untouched."""
-        saved = [buffer.clone() for buffer in self.model.buffers()]
+        """Restore the APN's buffers (BatchNorm running statistics) on exit, unless `q_updates_bn`."""
+        saved = None if self.setup.q_updates_bn else [buffer.clone() for buffer in self.model.buffers()]
         try:
             yield
         finally:
-            with torch.no_grad():
-                for buffer, value in zip(self.model.buffers(), saved):
-                    buffer.copy_(value)
+            if saved is not None:
+                with torch.no_grad():
+                    for buffer, value in zip(self.model.buffers(), saved):
+                        buffer.copy_(value)
 
     def q_step_once(self, images: torch.Tensor) -> float:
-        """One eq. 8 update of q_θ on features of the frozen APN.
+        """One eq. 8 update of q_θ on features of the frozen APN (no gradient reaches it, §4.2.2).
 
         The features come from train mode (BatchNorm on batch statistics), the mode in which
-        eq. 9's L_mi then scores them: q_θ must fit the joint distribution it is scored on,
-        else L_mi is no upper bound and the APN step drives it far below zero. Eval-mode
-        features (running statistics, which lag behind early in training) made exactly that
-        happen. The running statistics are restored afterwards: APN stays frozen (§4.2.2).
+        eq. 9's L_mi then scores them: q_θ must fit the distribution it is scored on, else
+        L_mi is no upper bound and the APN step drives it far below zero. (Eval-mode features,
+        on running statistics that lag behind early in training, made exactly that happen.)
+        Whether these passes also update the running statistics, as any train-mode pass does,
+        the paper does not say: `q_updates_bn` (True: they do; False: they are restored).
         """
         self.model.train()
         with torch.no_grad(), self._autocast(), self._buffers_kept():
