@@ -21,13 +21,13 @@ from trainables.storage import check_shared_storage, resolve_run
 class Progress(tune.Callback):
     """One line per evaluation and per finished trial, instead of Tune's full result tables."""
 
-    def __init__(self, total: int, metric: str):
-        self.total, self.metric, self.done = total, metric, 0
+    def __init__(self, total: int, metric: str, epochs: int):
+        self.total, self.metric, self.epochs, self.done = total, metric, epochs, 0
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         value = result.get(self.metric)
         shown = f"{self.metric}={value:.3f}" if isinstance(value, float) else ""
-        print(f"[aigid] {trial} epoch {result.get('epoch')}/{trial.config.get('epochs', '?')} "
+        print(f"[aigid] {trial} epoch {result.get('epoch')}/{trial.config.get('epochs', self.epochs)} "
               f"loss={result.get('train/loss', float('nan')):.3f} {shown} on node {str(result.get('node_id'))[:8]}",
               flush=True)
 
@@ -113,7 +113,8 @@ def run_trials(sweep, args, index, base: dict, grid: dict, configs: list, client
     tags = {"method": sweep.method.name, "sweep": sweep.name, "dataset": index.layout, "data_root": index.root,
             "synthetic": str(index.synthetic).lower(), "git_commit": tracking.git_commit(),
             "ray_job_id": ray.get_runtime_context().get_job_id(), "aigid_run": run_name}
-    search = search_setup(args, grid, base, sweep.method.metric, max(c.epochs for c in configs), len(configs))
+    epochs = max(c.epochs for c in configs)
+    search = search_setup(args, grid, base, sweep.method.metric, epochs, len(configs))
     parent = tracking.parent_run(client, experiment, run_name, tags, params={
         **{f"base.{k}": v for k, v in base.items()}, **{f"grid.{k}": v for k, v in grid.items()},
         **search.params, "seeds": args.seeds, "gpus_per_trial": args.gpus_per_trial,
@@ -146,7 +147,7 @@ def run_trials(sweep, args, index, base: dict, grid: dict, configs: list, client
                 name=run_name,
                 storage_path=storage,
                 callbacks=[tracking.SweepLogger(uri, experiment, parent, tags),
-                           Progress(search.total, sweep.method.metric)],
+                           Progress(search.total, sweep.method.metric, epochs)],
                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 verbose=0,
