@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 import ray
+from ray import tune
 
 class StorageError(ValueError):
     """A storage location or run name that cannot hold or resume this sweep; the message says what to pass."""
@@ -51,8 +52,6 @@ def check_shared_storage(storage: str, declared_shared: bool) -> str:
 
 def resolve_run(sweep_name: str, storage: str, name: str | None, resume: str | None) -> tuple[str, bool]:
     """(run name, resuming?). `--resume` alone picks this sweep's newest run under a local storage."""
-    from ray import tune
-
     if resume is None:
         return name or f"{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}", False
     run = name if resume == "latest" and name else resume

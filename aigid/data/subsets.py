@@ -55,3 +55,21 @@ def training_subset(index, subset: str, volume: int | None, seed: int) -> list[S
                         f"(split '{index.train_split}' has: {', '.join(available) or 'nothing'})")
     samples = index.select(index.train_split, subsets=[subset])
     return samples if volume is None else nested_subsample(samples, volume, seed=seed)
+
+
+def test_subsets(index, wanted=None, limit: int | None = None, group: str | None = None) -> dict[str, list[Sample]]:
+    """Test images per subset (within one `group`, e.g. a DiffusionForensics scene, if given):
+    the `wanted` subsets, else all; each capped to `limit` images (balanced, nested)."""
+    groups = None if group is None else [group]
+    available = sorted({s.subset for s in index.select(index.test_split, groups=groups)})
+    wanted = list(wanted or available)
+    missing = sorted(set(wanted) - set(available))
+    if missing:
+        where = f"'{group}' of " if group else ""
+        raise DataError(f"test subset(s) {missing} are not in {where}{index.root} "
+                        f"(split '{index.test_split}' has: {', '.join(available) or 'nothing'})")
+    selected = {}
+    for subset in wanted:
+        samples = index.select(index.test_split, subsets=[subset], groups=groups)
+        selected[subset] = samples if limit is None or len(samples) <= limit else nested_subsample(samples, limit, seed=0)
+    return selected

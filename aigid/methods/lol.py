@@ -17,8 +17,8 @@ from torch import nn
 
 from aigid.backbones import create_image_encoder
 from aigid.data.datasets import make_loader
-from aigid.data.layouts import DatasetIndex, DataError
-from aigid.data.subsets import nested_subsample, training_subset
+from aigid.data.layouts import DatasetIndex
+from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform, train_transform
 from aigid.methods.config import FlatConfig
 from aigid.metrics import binary_metrics, mean_std, per_subset_summary
@@ -260,19 +260,7 @@ def select_training_samples(index: DatasetIndex, config: LoLConfig):
 
 def select_test_samples(index: DatasetIndex, config: LoLConfig) -> dict:
     """Test images per subset: every subset of the test split unless `test_subsets` names some."""
-    available = index.subsets(index.test_split)
-    wanted = list(config.test_subsets) if config.test_subsets else available
-    missing = sorted(set(wanted) - set(available))
-    if missing:
-        raise DataError(f"test subset(s) {missing} are not in {index.root} "
-                        f"(split '{index.test_split}' has: {', '.join(available) or 'nothing'})")
-    selected = {}
-    for subset in wanted:
-        samples = index.select(index.test_split, subsets=[subset])
-        if config.test_limit is not None and len(samples) > config.test_limit:
-            samples = nested_subsample(samples, config.test_limit, seed=0)
-        selected[subset] = samples
-    return selected
+    return test_subsets(index, config.test_subsets, config.test_limit)
 
 
 def check_data(config: LoLConfig, index: DatasetIndex) -> None:

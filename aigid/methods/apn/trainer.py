@@ -18,7 +18,7 @@ from torch import nn
 
 from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex, DataError, scan
-from aigid.data.subsets import nested_subsample, training_subset
+from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.synthetic import ensure_synthetic
 from aigid.data.transforms import test_transform, train_transform
 from aigid.methods.apn.backbones import BUILDERS
@@ -324,22 +324,7 @@ def _scene(index: DatasetIndex, setup: APNConfig) -> str | None:
 
 def select_test_samples(index: DatasetIndex, setup: APNConfig, wanted=None) -> dict[str, list]:
     """Test images per subset (of one DF scene on DF): `wanted`, else `test_subsets`, else all."""
-    scene = _scene(index, setup)
-    groups = None if scene is None else [scene]
-    available = sorted({s.subset for s in index.select(index.test_split, groups=groups)})
-    wanted = list(wanted or setup.test_subsets or available)
-    missing = sorted(set(wanted) - set(available))
-    if missing:
-        where = f"scene '{scene}' of " if scene else ""
-        raise DataError(f"test subset(s) {missing} are not in {where}{index.root} "
-                        f"(split '{index.test_split}' has: {', '.join(available) or 'nothing'})")
-    selected = {}
-    for subset in wanted:
-        samples = index.select(index.test_split, subsets=[subset], groups=groups)
-        if setup.test_limit is not None and len(samples) > setup.test_limit:
-            samples = nested_subsample(samples, setup.test_limit, seed=0)
-        selected[subset] = samples
-    return selected
+    return test_subsets(index, wanted or setup.test_subsets, setup.test_limit, _scene(index, setup))
 
 
 def cross_scene_generator(test_index: DatasetIndex, setup: APNConfig) -> str:
