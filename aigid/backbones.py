@@ -167,6 +167,13 @@ def _load_visual_weights(visual: torch.nn.Module, path: Path, name: str) -> None
         ) from error
 
 
+def require_vit(name: str, why: str) -> None:
+    """Pre-flight for methods that read ViT tokens: a ResNet backbone is a ValueError naming ViTs to use."""
+    config = open_clip.get_model_config(name)
+    if config is not None and not isinstance(config["vision_cfg"].get("layers"), int):
+        raise ValueError(f"{why} of a ViT; {name} is a ResNet: use ViT-L-14 or ViT-B-32 (aigid-tiny-vit offline)")
+
+
 def create_image_encoder(
     name: str, pretrained: str | None = "openai", *, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, EncoderInfo]:
@@ -230,3 +237,16 @@ def block_cls_tokens(visual: torch.nn.Module, images: torch.Tensor, *, tap: str 
         for hook in hooks:
             hook.remove()
     return torch.stack(tokens, dim=1)
+
+
+def patch_tokens(visual: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The last block's patch tokens after the final LayerNorm (ln_post), (B, n_patches, width):
+    the spatial tokens CLIP pools its embedding from (ViT-L/14 at 224: 256 × 1024)."""
+    if not isinstance(visual, VisionTransformer):
+        raise BackboneError(
+            f"patch tokens need a ViT image encoder, got {type(visual).__name__}: "
+            f"use a ViT backbone such as ViT-L-14, ViT-B-32 or aigid-tiny-vit, or the pooled embedding"
+        )
+    out = visual.forward_intermediates(images, indices=1, normalize_intermediates=True,
+                                       intermediates_only=True, output_fmt="NLC")
+    return out["image_intermediates"][-1]

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
-from aigid.backbones import block_cls_tokens, create_image_encoder, resolve_model_name
+from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, resolve_model_name
 from aigid.data.datasets import UnreadableImage, UnreadableImageWarning, load_rgb
 
 CACHE_VERSION = 1
@@ -42,7 +42,8 @@ STORED_DTYPE = np.float16
 OUTPUTS: dict[str, Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]] = {
     "block_cls_ln2": lambda visual, x: block_cls_tokens(visual, x, tap="ln_2"),  # RINE (authors' hook)
     "block_cls": lambda visual, x: block_cls_tokens(visual, x, tap="block"),  # block outputs
-    "embedding": lambda visual, x: visual(x),  # the pooled, projected image embedding
+    "embedding": lambda visual, x: visual(x),  # the pooled, projected image embedding (GenDet's default)
+    "patch_tokens": patch_tokens,  # the last block's patch tokens after ln_post (GenDet's patch reading)
 }
 
 
@@ -129,6 +130,19 @@ class FeatureTable:
 
     def __getstate__(self):  # the row map is rebuilt where needed, not shipped through Ray
         return {k: v for k, v in self.__dict__.items() if k != "_row_of"}
+
+
+class LabelledRows:
+    """The rows of a feature table that belong to `samples`, with their labels as a float tensor;
+    images that could not be decoded are dropped and counted in `skipped`."""
+
+    def __init__(self, table: FeatureTable, samples):
+        self.table = table
+        rows = table.rows(s.path for s in samples)
+        keep = table.ok[rows]
+        self.rows = rows[keep]
+        self.labels = torch.tensor([s.label for s, k in zip(samples, keep) if k], dtype=torch.float32)
+        self.skipped = int((~keep).sum())
 
 
 class FeatureCache:

@@ -6,7 +6,7 @@ features split in halves); frequency branch only; spatial branch only; without p
 A cell is the Avg. ACC after the last epoch.
 """
 from aigid.methods.apn import ABLATIONS
-from aigid.methods.apn.report import final, rows_table
+from aigid.report import final, rows_table
 from trainables.apn import APN
 from trainables.launcher import Sweep, main
 

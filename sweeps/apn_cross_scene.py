@@ -5,7 +5,7 @@ GenImage val images (ImageNet) and on the same generator in DiffusionForensics' 
 scene (§4.1.3). With --data (GenImage) pass the DF root with `--test-data PATH`.
 Offline, DF is the synthetic stand-in written beside the synthetic GenImage one.
 """
-from aigid.methods.apn.report import final, rows_table
+from aigid.report import final, rows_table
 from trainables.apn import APN
 from trainables.launcher import Sweep, main
 

@@ -5,7 +5,7 @@ DF (train ADM, test every LSUN-Bedroom generator): the dataset's layout picks th
 training subset and epochs (§4.1.3, §4.2). A cell is the Avg. ACC over the test subsets
 after the last epoch (mean ± std over seeds with --seeds).
 """
-from aigid.methods.apn.report import final, rows_table
+from aigid.report import final, rows_table
 from trainables.apn import APN
 from trainables.launcher import Sweep, main
 

@@ -26,11 +26,12 @@ def request(paths, **changes):
 
 
 def test_tables_hold_float16_outputs_equal_to_a_direct_forward(paths, tmp_path):
-    req = request(paths, outputs=("block_cls_ln2", "embedding"))
+    req = request(paths, outputs=("block_cls_ln2", "embedding", "patch_tokens"))
     (table,), stats = extract([req], tmp_path, log=None)
     assert stats == {"computed": 1, "cached": 0} and table.paths == tuple(sorted(paths)) and table.ok.all()
     assert table.features["block_cls_ln2"].shape == (len(paths), 4, 64)
     assert table.features["embedding"].shape == (len(paths), 32)
+    assert table.features["patch_tokens"].shape == (len(paths), 49, 64)  # 224/32 = 7 × 7 patches, width 64
     assert all(a.dtype == np.float16 for a in table.features.values())
     visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
     images = torch.stack([centre_crop(224)(features.load_rgb(p)) for p in table.paths])
@@ -93,3 +94,15 @@ def test_unknown_outputs_and_paths_are_clear_errors(paths):
     (table,), _ = extract([request(paths[:2])], None, log=None)
     with pytest.raises(KeyError, match="no cached features"):
         table.rows([paths[3]])
+
+
+def test_patch_tokens_are_the_final_layernorm_output_clip_pools_from(paths):
+    visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
+    images = torch.stack([centre_crop(224)(features.load_rgb(p)) for p in paths[:2]])
+    seen = []
+    hook = visual.ln_post.register_forward_hook(lambda _m, _i, out: seen.append(out))
+    with torch.no_grad():
+        visual(images)
+        hook.remove()
+        tokens = features.OUTPUTS["patch_tokens"](visual, images)
+    assert torch.allclose(tokens, seen[0][:, 1:], atol=1e-5)  # the CLS token (pooled) is not among them

@@ -12,13 +12,13 @@ from collections import defaultdict
 from typing import Iterator
 
 import numpy as np
-import open_clip
 import torch
 
+from aigid.backbones import require_vit
 from aigid.data.index import DataError, DatasetIndex
 from aigid.data.subsets import nested_subsample
 from aigid.data.transforms import test_transform
-from aigid.features import FeatureRequest, FeatureTable, FixedView
+from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows
 from aigid.methods.rine.augment import CNNDetectionAugment
 from aigid.methods.rine.config import CLASS_SETTINGS, RINEConfig
 from aigid.methods.rine.model import RINEHead, rine_loss
@@ -81,18 +81,6 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
     return requests
 
 
-class _Part:
-    """Rows of a feature table and their labels; undecodable images dropped."""
-
-    def __init__(self, table: FeatureTable, samples):
-        self.table = table
-        rows = table.rows(s.path for s in samples)
-        keep = table.ok[rows]
-        self.rows = rows[keep]
-        self.labels = torch.tensor([s.label for s, k in zip(samples, keep) if k], dtype=torch.float32)
-        self.skipped = int((~keep).sum())
-
-
 class RINETrainer:
     """One RINE run on cached features: yields per-epoch metrics; `state_dict()` is a complete checkpoint."""
 
@@ -101,10 +89,10 @@ class RINETrainer:
         self.device = torch.device(device)
         self.views = [features[train_view_name(config, v)] for v in range(config.epochs)]
         evaluation = features[eval_view_name(config)]
-        self.train = _Part(self.views[0], select_training_samples(index, config))
+        self.train = LabelledRows(self.views[0], select_training_samples(index, config))
         validation = select_validation_samples(index, config)
-        self.val = _Part(evaluation, validation) if validation else None
-        self.tests = {subset: _Part(evaluation, samples) for subset, samples in select_test_samples(index).items()}
+        self.val = LabelledRows(evaluation, validation) if validation else None
+        self.tests = {subset: LabelledRows(evaluation, samples) for subset, samples in select_test_samples(index).items()}
         n_blocks, width = self.views[0].features[config.output].shape[1:]
         last_only = config.without == "intermediate"
         torch.manual_seed(config.seed)
@@ -138,7 +126,7 @@ class RINETrainer:
         return float(np.mean(losses))
 
     @torch.no_grad()
-    def metrics(self, part: _Part) -> dict:
+    def metrics(self, part: LabelledRows) -> dict:
         self.model.eval()
         scores = [torch.sigmoid(self.model(self._tokens(part.table, part.rows[i:i + EVAL_BATCH]))[0]).cpu()
                   for i in range(0, len(part.rows), EVAL_BATCH)]
@@ -175,16 +163,9 @@ class RINETrainer:
         self.epoch, self.step = state["epoch"], state["step"]
 
 
-def _check_vit(backbone: str) -> None:
-    config = open_clip.get_model_config(backbone)
-    if config is not None and not isinstance(config["vision_cfg"].get("layers"), int):
-        raise ValueError(f"RINE reads per-block CLS tokens of a ViT; {backbone} is a ResNet: "
-                         f"use ViT-L-14 or ViT-B-32 (aigid-tiny-vit offline)")
-
-
 def check_data(config: RINEConfig, index: DatasetIndex) -> None:
     """Fail before any feature pass: a ResNet backbone, missing class folders, no val split to select on."""
-    _check_vit(config.backbone)
+    require_vit(config.backbone, "RINE reads per-block CLS tokens")
     found = {s.group for s in index.select(index.train_split)}
     missing = sorted(set(config.class_names) - found)
     if missing:

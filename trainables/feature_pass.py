@@ -1,0 +1,52 @@
+"""The frozen-backbone pass a feature-cache method (RINE, GenDet) runs once per sweep.
+
+Before any trial, one Ray task (a whole GPU, or up to 8 CPUs) computes, or reads from the
+disk cache, every view set the grid needs; the tables then reach the trials through
+`tune.with_parameters` (Ray's object store: once per node), and each trial trains only its
+small heads on them.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import ray
+import torch
+
+from aigid.data.index import DatasetIndex
+from aigid.features import FeatureRequest, extract
+
+MAX_FEATURE_CPUS = 8
+
+
+@ray.remote
+def _extract_task(requests, cache_dir: str, cpus: int):
+    torch.set_num_threads(cpus)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    return extract(requests, cache_dir, device=device, batch_size=128 if device == "cuda" else 32,
+                   num_workers=max(0, cpus - 1), log=lambda line: print(line, flush=True))
+
+
+def feature_pass(requests: dict[tuple, FeatureRequest], n_trials: int, *, cache_dir: str, gpus: float) -> dict:
+    """{view-set name: FeatureTable} for `requests`, computed once (or read from `cache_dir`)."""
+    cpus = max(1, min(MAX_FEATURE_CPUS, int(ray.available_resources().get("CPU", 1))))
+    options = {"num_cpus": cpus, "num_gpus": 1 if gpus > 0 else 0}
+    print(f"[aigid] feature pass: {len(requests)} view set(s) for {n_trials} trials on "
+          f"{'a GPU' if gpus > 0 else f'{cpus} CPU(s)'}, cache {cache_dir}", flush=True)
+    tables, stats = ray.get(_extract_task.options(**options).remote(list(requests.values()), cache_dir, cpus))
+    if stats["computed"]:
+        print(f"[aigid] features computed once for {n_trials} trials: {stats['computed']} view set(s) computed, "
+              f"{stats['cached']} read from the cache", flush=True)
+    else:
+        print(f"[aigid] feature cache hit: all {stats['cached']} view set(s) read from {cache_dir}; "
+              f"no backbone pass for {n_trials} trials", flush=True)
+    return dict(zip(requests, tables))
+
+
+def prepare_features(feature_requests: Callable[[list, DatasetIndex], dict]) -> Callable:
+    """A Method.prepare hook: the grid's view sets (`feature_requests(configs, index)`) as the
+    trials' `features` keyword."""
+
+    def prepare(index: DatasetIndex, configs: list, *, cache_dir: str, gpus: float) -> dict:
+        return {"features": feature_pass(feature_requests(configs, index), len(configs), cache_dir=cache_dir, gpus=gpus)}
+
+    return prepare
