@@ -1,0 +1,130 @@
+"""GenDet's hyper-parameters with the paper's defaults (../shared/papers/gendet.txt, §4.1-4.2)."""
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+from aigid.data.index import DataError
+from aigid.methods.config import FlatConfig
+
+# Tables 1-2's lower rows, top to bottom: the teacher alone; teacher-student anomaly detection
+# trained on real images only (eq. 1); with fake images too (eq. 1 + 2, no augmenter); GenDet.
+VARIANTS = ("teacher", "ts_real", "ts_fake", "full")
+# How a cached CLIP feature becomes the width-196 tokens of a block (the paper does not say):
+# "embedding" projects the pooled image embedding to `embedding_tokens` tokens; "patch" projects
+# each of the last block's patch tokens (see aigid.methods.gendet.model.Tokens).
+READINGS = ("embedding", "patch")
+OUTPUT_OF_READING = {"embedding": "embedding", "patch": "patch_tokens"}  # aigid.features.OUTPUTS
+MAX_MARGIN = 4.0  # ‖a − b‖² of unit vectors is at most 4: a larger M could never be met
+# §4.1: the training subset and the student and classifier learning rates differ per dataset.
+DATASET_DEFAULTS = {
+    "genimage": {"train_subset": "sdv14", "student_lr": 1e-5, "classifier_lr": 1e-3},
+    "ufd": {"train_subset": "progan", "student_lr": 1e-4, "classifier_lr": 1e-5},
+}
+BY_DATASET = tuple(DATASET_DEFAULTS["ufd"])
+
+
+@dataclass
+class GenDetConfig(FlatConfig):
+    """GenDet hyper-parameters; defaults are the paper's (UFD's lrs on UFD, GenImage's on GenImage).
+
+    A Ray trial config is a flat dict of overrides. Fields the paper leaves open are marked
+    "paper silent" with the choice made here.
+    """
+
+    backbone: str = "ViT-L-14"  # §4.1 "CLIP:ViT"; ViT-L/14 as in Ojha et al. [30], the CLIP baseline it extends
+    pretrained: str | None = "openai"
+    tokens: str = "embedding"  # paper silent: READINGS; "embedding" stores 768 numbers per image, "patch" 256 × 1024
+    embedding_tokens: int = 4  # paper silent: length of the token sequence the pooled embedding is projected to
+    width: int = 196  # §4.1: transformer dimension
+    heads: int = 4  # §4.1
+    layers: int = 1  # §4.1: one layer per network
+    ff_expansion: int = 4  # §4.1: feed-forward expansion rate
+    dropout: float = 0.0  # paper silent; 0 keeps the teacher-student discrepancy free of dropout noise
+    margin: float = 2.0  # §4.2 / Table 5: M of eq. 2
+    alpha: float = 0.1  # §4.2 / Table 5: weight of eq. 2
+    rotations: int = 10  # §4.1: rotations of the three one-epoch stages
+    variant: str = "full"  # VARIANTS (Tables 1-2)
+    teacher_lr: float = 1e-5  # §4.1, both datasets
+    student_lr: float | None = None  # §4.1: 1e-4 (UFD), 1e-5 (GenImage); None = by dataset
+    augmenter_lr: float = 1e-4  # paper silent: the student's UFD rate
+    classifier_lr: float | None = None  # §4.1: 1e-5 (UFD), 1e-3 (GenImage); None = by dataset
+    weight_decay: float = 0.01  # §4.1 AdamW; paper silent on decay: torch's default
+    teacher_epochs: int = 5  # paper silent
+    classifier_epochs: int = 5  # paper silent
+    batch_size: int = 256  # paper silent
+    crop: int = 224  # paper silent: one centre crop per image, stored before training (§3.3)
+    train_subset: str | None = None  # §4.1: sdv14 (GenImage), progan (UFD); None = by dataset
+    test_subsets: tuple[str, ...] | None = None  # None = every test subset (§4.1: all)
+    seed: int = 0  # initialisation and batch order
+
+    def __post_init__(self):
+        for name in ("embedding_tokens", "width", "heads", "layers", "ff_expansion", "rotations", "teacher_epochs",
+                     "classifier_epochs", "batch_size", "crop"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                hint = " (§4.1 trains 10 rotations)" if name == "rotations" else ""
+                raise ValueError(f"{name} must be an integer >= 1, got {value!r}{hint}")
+        if self.width % self.heads:
+            divisors = [h for h in range(1, self.width + 1) if self.width % h == 0]
+            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}: each attention head gets "
+                             f"width / heads channels; heads that divide {self.width}: {divisors}")
+        if not 0 < self.margin <= MAX_MARGIN:
+            raise ValueError(f"margin must be in (0, {MAX_MARGIN:g}] (eq. 2 compares squared distances of unit "
+                             f"vectors, which lie in [0, 4]; Table 5 uses 1, 2, 4), got {self.margin!r}")
+        if not self.alpha >= 0:
+            raise ValueError(f"alpha must be >= 0 (the weight of eq. 2; Table 5 uses 0.01, 0.1, 1), got {self.alpha!r}")
+        for name in ("teacher_lr", "student_lr", "augmenter_lr", "classifier_lr"):
+            value = getattr(self, name)
+            if value is not None and not value > 0:
+                raise ValueError(f"{name} must be > 0, got {value!r}")
+        if not self.weight_decay >= 0:
+            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        for name, allowed in (("variant", VARIANTS), ("tokens", READINGS)):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.test_subsets is not None:
+            self.test_subsets = tuple(self.test_subsets)
+        if self.pretrained in ("", "none", "None"):
+            self.pretrained = None
+
+    @property
+    def output(self) -> str:
+        """The backbone output (aigid.features.OUTPUTS) this config reads."""
+        return OUTPUT_OF_READING[self.tokens]
+
+    @property
+    def schedule(self) -> tuple[str, ...]:
+        """The one-epoch stages in order (§3, §4.1): the teacher's epochs, the rotations of
+        (a) student on real, (b) student on (augmented) fake, (c) augmenter, then the classifier's."""
+        rotation = {"teacher": (), "ts_real": ("student_real",), "ts_fake": ("student_real", "student_fake"),
+                    "full": ("student_real", "student_fake", "augmenter")}[self.variant]
+        classifier = ("classifier",) * self.classifier_epochs if self.variant != "teacher" else ()
+        return ("teacher",) * self.teacher_epochs + rotation * self.rotations + classifier
+
+    @property
+    def epochs(self) -> int:
+        """Reported epochs of a trial: one per stage of the schedule."""
+        return len(self.schedule)
+
+    def for_dataset(self, layout: str) -> "GenDetConfig":
+        """This config with the per-dataset defaults (§4.1) filled in for a `layout` dataset."""
+        unset = [name for name in BY_DATASET if getattr(self, name) is None]
+        if not unset:
+            return self
+        if layout not in DATASET_DEFAULTS:
+            raise DataError(f"GenDet's paper trains on GenImage and UniversalFakeDetect only; on a {layout} dataset "
+                            f"set {', '.join(unset)} yourself, e.g. --set "
+                            + " ".join(f"{n}={DATASET_DEFAULTS['ufd'][n]!r}" for n in unset))
+        return dataclasses.replace(self, **{n: DATASET_DEFAULTS[layout][n] for n in unset})
+
+
+# The synthetic stand-in is 96 + 96 training images and a tiny random-init ViT (embedding width 32):
+# the paper's 1e-5 rates and batch 256 would take a handful of steps in all, so the demo uses
+# larger rates, small batches and more classifier epochs (N_c reads raw, unnormalised
+# discrepancies and needs more steps than 192 images give in 5 epochs). The 10 rotations are kept.
+OFFLINE_OVERRIDES = {"backbone": "aigid-tiny-vit", "pretrained": None, "batch_size": 16, "teacher_lr": 1e-3,
+                     "student_lr": 1e-3, "augmenter_lr": 1e-3, "classifier_lr": 1e-3, "classifier_epochs": 10}
+SMOKE_OVERRIDES = {"rotations": 1, "teacher_epochs": 1, "classifier_epochs": 1}

@@ -1,0 +1,235 @@
+"""Training GenDet's networks on cached CLIP features, stage by stage (§3, §4.1).
+
+The frozen extractor E never runs inside a trial: `feature_requests` lists the one view set
+(a centre crop of every training and test image) that the grid needs, `aigid.features`
+computes it once per sweep, and `GenDetTrainer` trains on the stored features as §3.3 does.
+
+Schedule (`GenDetConfig.schedule`), one epoch per stage, AdamW throughout:
+teacher (cross-entropy, then frozen) → rotations × [(a) student on real features, eq. 1;
+(b) student on augmented fake features, α · eq. 2; (c) augmenter with teacher and student
+frozen, eq. 3] → classifier on the discrepancy of un-augmented features (eq. 4; G is used
+only in training, §3.1). One student optimizer serves stages (a) and (b).
+
+Each stage reports the test metrics of the detector that exists at that point: the teacher's
+own head until the classifier is trained (the "Teacher" row of Tables 1-2), then N_c (eq. 5).
+"""
+from __future__ import annotations
+
+from typing import Iterator
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from aigid.backbones import require_vit
+from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
+from aigid.data.subsets import test_subsets, training_subset
+from aigid.data.transforms import test_transform
+from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows
+from aigid.methods.gendet.config import GenDetConfig
+from aigid.methods.gendet.model import GenDet, margin_loss, squared_discrepancy
+from aigid.metrics import binary_metrics, per_subset_summary
+
+EVAL_BATCH = 1024
+
+
+def view_name(config: GenDetConfig) -> tuple:
+    return ("gendet", config.backbone, config.pretrained, config.crop)
+
+
+def select_training_samples(index: DatasetIndex, config: GenDetConfig):
+    """All images of the training generator (§4.1: SD v1.4 on GenImage, ProGAN on UFD)."""
+    return training_subset(index, config.for_dataset(index.layout).train_subset, None, config.seed)
+
+
+def select_test_samples(index: DatasetIndex, config: GenDetConfig) -> dict:
+    return test_subsets(index, config.test_subsets)
+
+
+def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
+    """One view set per (backbone, weights, crop): every training and test image the grid's configs
+    read, centre-cropped, with the union of their outputs (embedding and/or patch tokens)."""
+    groups: dict[tuple, list] = {}
+    for config in configs:
+        groups.setdefault(view_name(config), []).append(config)
+    requests = {}
+    for name, group in groups.items():
+        _, backbone, pretrained, crop = name
+        paths = {s.path for c in group for s in select_training_samples(index, c)}
+        paths |= {s.path for c in group for samples in select_test_samples(index, c).values() for s in samples}
+        requests[name] = FeatureRequest(backbone, pretrained, tuple({c.output for c in group}), tuple(paths),
+                                        FixedView(test_transform(crop)), label=f"{backbone} centre crop, train + test")
+    return requests
+
+
+class GenDetTrainer:
+    """One GenDet run on cached features: yields metrics after every stage; `state_dict()` is a complete checkpoint."""
+
+    def __init__(self, config: GenDetConfig, index: DatasetIndex, features: dict, *, device="cpu"):
+        self.config = config = config.for_dataset(index.layout)
+        self.device = torch.device(device)
+        table: FeatureTable = features[view_name(config)]
+        self.features = table.features[config.output]
+        self.train = LabelledRows(table, select_training_samples(index, config))
+        self.real_rows = self.train.rows[self.train.labels.numpy() == REAL]
+        self.fake_rows = self.train.rows[self.train.labels.numpy() == FAKE]
+        self.row_labels = np.zeros(len(table.paths), dtype=np.float32)  # label by feature row, for batches
+        self.row_labels[self.train.rows] = self.train.labels.numpy()
+        self.tests = {subset: LabelledRows(table, samples) for subset, samples in select_test_samples(index, config).items()}
+        torch.manual_seed(config.seed)
+        self.model = GenDet(self.features.shape[1:], config).to(self.device)
+        m = self.model
+        adamw = lambda params, lr: torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay)  # noqa: E731
+        self.optimizers = {
+            "teacher": adamw([*m.teacher.parameters(), *m.teacher_head.parameters()], config.teacher_lr),
+            "student": adamw(m.student.parameters(), config.student_lr),
+            "augmenter": adamw(m.augmenter.parameters(), config.augmenter_lr),
+            "classifier": adamw(m.classifier.parameters(), config.classifier_lr),
+        }
+        self.generator = torch.Generator().manual_seed(config.seed)
+        self.schedule = config.schedule
+        self.epoch = self.step = 0
+        self._teacher_report: dict | None = None
+
+    # ------------------------------------------------------------------ data
+    def _x(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.features[rows]).to(self.device).float()
+
+    def _batches(self, rows: np.ndarray) -> Iterator[np.ndarray]:
+        for batch in torch.randperm(len(rows), generator=self.generator).split(self.config.batch_size):
+            yield rows[batch.numpy()]
+
+    def _labels(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(self.row_labels[rows]).to(self.device)
+
+    # ------------------------------------------------------------------ stages
+    def _train_only(self, *trained: torch.nn.Module) -> None:
+        """Gradients and train mode for `trained` only; every other network is frozen for this stage."""
+        for name, module in self.model.named_children():
+            on = module in trained
+            module.requires_grad_(on)
+            module.train(on)
+
+    def _update(self, optimizer: str, loss: torch.Tensor) -> float:
+        self.optimizers[optimizer].zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizers[optimizer].step()
+        self.step += 1
+        return loss.item()
+
+    def _teacher(self) -> float:
+        m = self.model
+        self._train_only(m.teacher, m.teacher_head)
+        losses = []
+        for rows in self._batches(self.train.rows):
+            logits = m.teacher_logit(self._x(rows))
+            losses.append(self._update("teacher", F.binary_cross_entropy_with_logits(logits, self._labels(rows))))
+        return float(np.mean(losses))
+
+    def _student_real(self) -> float:
+        """(a), eq. 1: the student follows the frozen teacher on real features."""
+        m = self.model
+        self._train_only(m.student)
+        losses = []
+        for rows in self._batches(self.real_rows):
+            x = self._x(rows)
+            with torch.no_grad():
+                z_t = m.teacher(x)
+            losses.append(self._update("student", squared_discrepancy(z_t, m.student(x))))
+        return float(np.mean(losses))
+
+    def _student_fake(self) -> float:
+        """(b), α · eq. 2: the student departs from the teacher on (augmented) fake features."""
+        m, config = self.model, self.config
+        self._train_only(m.student)
+        losses = []
+        for rows in self._batches(self.fake_rows):
+            with torch.no_grad():
+                x = self._x(rows)
+                x = m.augmenter(x) if config.variant == "full" else x  # ts_fake: no augmenter (Tables 1-2)
+                z_t = m.teacher(x)
+            losses.append(self._update("student", margin_loss(z_t, m.student(x), config.margin, config.alpha)))
+        return float(np.mean(losses))
+
+    def _augmenter(self) -> float:
+        """(c), eq. 3: G learns fake features on which teacher and student agree; both stay fixed."""
+        m = self.model
+        self._train_only(m.augmenter)
+        losses = []
+        for rows in self._batches(self.fake_rows):
+            x = m.augmenter(self._x(rows))
+            losses.append(self._update("augmenter", squared_discrepancy(m.teacher(x), m.student(x))))
+        return float(np.mean(losses))
+
+    def _classifier(self) -> float:
+        """N_c on D = (z_t − z_s)² of the training features (eq. 4)."""
+        m = self.model
+        self._train_only(m.classifier)
+        losses = []
+        for rows in self._batches(self.train.rows):
+            with torch.no_grad():
+                discrepancy = m.discrepancy(self._x(rows))
+            logits = m.classifier(discrepancy)
+            losses.append(self._update("classifier", F.binary_cross_entropy_with_logits(logits, self._labels(rows))))
+        return float(np.mean(losses))
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def scores(self, rows: np.ndarray, *, detector: str) -> np.ndarray:
+        """P(fake) of `detector` ("teacher": the teacher's head; "gendet": eq. 5) for feature rows."""
+        self.model.eval()
+        score = self.model.teacher_logit if detector == "teacher" else self.model
+        return torch.cat([torch.sigmoid(score(self._x(rows[i:i + EVAL_BATCH]))).cpu()
+                          for i in range(0, len(rows), EVAL_BATCH)]).numpy()
+
+    def evaluate(self, detector: str) -> dict:
+        """ACC@0.5 / AP per test subset and their mean (`test/<subset>/...`, `test/mean/...`)."""
+        return per_subset_summary({subset: binary_metrics(self.scores(part.rows, detector=detector), part.labels.numpy())
+                                   for subset, part in self.tests.items()})
+
+    def _report(self, stage: str) -> dict:
+        if stage == "classifier":
+            return self.evaluate("gendet")
+        if stage != "teacher" and self._teacher_report is None:  # the teacher is frozen from here on
+            self._teacher_report = self.evaluate("teacher")
+        return self._teacher_report if stage != "teacher" else self.evaluate("teacher")
+
+    def run(self) -> Iterator[dict]:
+        stages = {"teacher": self._teacher, "student_real": self._student_real, "student_fake": self._student_fake,
+                  "augmenter": self._augmenter, "classifier": self._classifier}
+        while self.epoch < len(self.schedule):
+            stage = self.schedule[self.epoch]
+            loss = stages[stage]()
+            self.epoch += 1
+            skipped = self.train.skipped + sum(p.skipped for p in self.tests.values())
+            yield {"epoch": self.epoch, "step": self.step, "epoch_end": True, "train/loss": loss,
+                   f"train/{stage}_loss": loss, "data/skipped_files": skipped, **self._report(stage)}
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
+                "generator": self.generator.get_state(), "epoch": self.epoch, "step": self.step,
+                "config": self.config.to_flat()}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state["config"] != self.config.to_flat():
+            raise ValueError("checkpoint was written by a run with a different GenDet config; refusing to mix them")
+        self.model.load_state_dict(state["model"])
+        for name, optimizer in self.optimizers.items():
+            optimizer.load_state_dict(state["optimizers"][name])
+        self.generator.set_state(state["generator"])
+        self.epoch, self.step = state["epoch"], state["step"]
+
+
+def check_data(config: GenDetConfig, index: DatasetIndex) -> None:
+    """Fail before the feature pass: no per-dataset defaults, a missing training or test subset,
+    one class missing from training, or patch tokens asked of a ResNet."""
+    if config.tokens == "patch":
+        require_vit(config.backbone, "tokens='patch' reads the patch tokens")
+    samples = select_training_samples(index, config)
+    labels = {s.label for s in samples}
+    if labels != {REAL, FAKE}:
+        subset = config.for_dataset(index.layout).train_subset
+        missing = "real" if REAL not in labels else "fake"
+        raise DataError(f"GenDet trains its teacher and classifier on real and fake images, but training subset "
+                        f"'{subset}' of {index.root} has no {missing} images; add them or pick another train_subset")
+    select_test_samples(index, config)
