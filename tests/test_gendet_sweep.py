@@ -1,0 +1,83 @@
+"""The GenDet sweeps through the real launcher, a real local Ray and a real MLflow store."""
+import runpy
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+from aigid.data.synthetic import make_synthetic
+from trainables.launcher import main
+
+SWEEPS = Path(__file__).parent.parent / "sweeps"
+
+
+def load(name):
+    return runpy.run_path(str(SWEEPS / f"{name}.py"))["SWEEP"]
+
+
+@pytest.fixture(scope="module")
+def small_ufd(tmp_path_factory):
+    return str(make_synthetic(tmp_path_factory.mktemp("ufd") / "synthetic", layout="ufd", n_train=2, n_test=1))
+
+
+@pytest.mark.parametrize("name, trials, shown", [
+    ("gendet_margin_alpha", 9, "{'margin': 4.0, 'alpha': 1.0, 'seed': 0}"),
+    ("gendet_ablation", 4, "{'variant': 'ts_fake', 'seed': 0}"),
+])
+def test_sweeps_list_the_papers_grids(name, trials, shown, small_ufd, capsys):
+    assert main(load(name), ["--data", small_ufd, "--dry-run"]) == []
+    out = capsys.readouterr().out
+    assert f"{trials} trials on ufd data" in out and shown in out
+
+
+def test_genimage_is_a_dataset_too(small_genimage, capsys):
+    assert main(load("gendet_margin_alpha"), ["--data", str(small_genimage), "--dry-run"]) == []
+    assert "9 trials on genimage data" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--set", "margin=0"], "margin must be in (0, 4]"),
+    (["--set", "margin=-2"], "margin must be in (0, 4]"),
+    (["--set", "alpha=-1"], "alpha must be >= 0"),
+    (["--set", "rotations=0"], "rotations must be an integer >= 1"),
+    (["--set", "width=100", "--set", "heads=3"], "width 100 is not divisible by heads 3"),
+    (["--set", "tokens='patch'", "--backbone", "aigid-tiny-rn", "--pretrained", "none"], "is a ResNet"),
+    (["--set", "train_subset='stylegan'"], "train_subset 'stylegan' is not in"),
+])
+def test_bad_input_fails_before_any_trial(argv, message, small_ufd, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(load("gendet_ablation"), ["--data", small_ufd, *argv])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_dataset_outside_the_paper_asks_for_the_per_dataset_settings(tmp_path, capsys):
+    df = make_synthetic(tmp_path / "synthetic", layout="diffusionforensics", n_train=1, n_test=1)
+    with pytest.raises(SystemExit):
+        main(load("gendet_ablation"), ["--data", str(df)])
+    assert "set train_subset, student_lr, classifier_lr yourself" in capsys.readouterr().err
+
+
+def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_session, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    argv = ["--smoke", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    trials = main(load("gendet_margin_alpha"), argv)
+    assert len(trials) == 9 and all(t["status"] == "TERMINATED" for t in trials)
+    out = capsys.readouterr().out
+    assert "SYNTHETIC" in out and "features computed once for 9 trials: 1 view set(s) computed" in out
+    assert "GenDet Table 5" in out and "94.42 / 95.64" in out  # ours, with the paper's beside it
+    assert all(len(t["epochs"]) == 5 for t in trials)  # --smoke: 1 teacher epoch, 1 rotation of (a, b, c), 1 classifier epoch
+
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("gendet_margin_alpha").experiment_id])
+    parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(children) == 9 and all(c.info.status == "FINISHED" for c in children)
+    assert {(c.data.params["margin"], c.data.params["alpha"]) for c in children} == {
+        (m, a) for m in ("1.0", "2.0", "4.0") for a in ("0.01", "0.1", "1.0")}
+    assert {"test/mean/acc", "test/mean/ap", "test/progan/acc", "train/augmenter_loss"} <= set(children[0].data.metrics)
+    assert "summary.txt" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+
+    assert len(main(load("gendet_ablation"), argv)) == 4
+    out = capsys.readouterr().out
+    assert "feature cache hit" in out and "Teacher-Student AD w/fake" in out
