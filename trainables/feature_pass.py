@@ -14,6 +14,8 @@ import torch
 
 from aigid.data.index import DatasetIndex
 from aigid.features import FeatureRequest, extract
+from trainables.common import drive, prepare_trial, trial_resources
+from trainables.method import Method
 
 MAX_FEATURE_CPUS = 8
 
@@ -42,11 +44,22 @@ def feature_pass(requests: dict[tuple, FeatureRequest], n_trials: int, *, cache_
     return dict(zip(requests, tables))
 
 
-def prepare_features(feature_requests: Callable[[list, DatasetIndex], dict]) -> Callable:
-    """A Method.prepare hook: the grid's view sets (`feature_requests(configs, index)`) as the
-    trials' `features` keyword."""
+def feature_cache_method(*, name: str, config_cls: type, trainer_cls: type, check_data: Callable,
+                         feature_requests: Callable[[list, DatasetIndex], dict], layout: str, offline: dict,
+                         smoke: dict) -> Method:
+    """A Method whose trials train heads on cached frozen-backbone features (RINE, GenDet).
+
+    Its prepare hook runs `feature_pass` over `feature_requests(configs, index)` before any
+    trial; each trial builds `trainer_cls(config, index, features, device=...)` and drives it.
+    """
 
     def prepare(index: DatasetIndex, configs: list, *, cache_dir: str, gpus: float) -> dict:
         return {"features": feature_pass(feature_requests(configs, index), len(configs), cache_dir=cache_dir, gpus=gpus)}
 
-    return prepare
+    def train(config: dict, index: DatasetIndex, features: dict) -> None:
+        device, _ = prepare_trial(*trial_resources())
+        drive(trainer_cls(config_cls.from_flat(config), index, features, device=device))
+
+    train.__name__ = train.__qualname__ = f"train_{name}"  # Ray names trials after it
+    return Method(name=name, config_cls=config_cls, trainable=train, check_data=check_data, layout=layout,
+                  offline=offline, smoke=smoke, prepare=prepare)

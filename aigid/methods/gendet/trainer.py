@@ -117,61 +117,62 @@ class GenDetTrainer:
         self.step += 1
         return loss.item()
 
+    def _epoch(self, rows: np.ndarray, optimizer: str, trained: tuple, loss) -> float:
+        """One pass over `rows` in shuffled batches, training `trained` on `loss(batch rows)`; the mean loss."""
+        self._train_only(*trained)
+        return float(np.mean([self._update(optimizer, loss(batch)) for batch in self._batches(rows)]))
+
     def _teacher(self) -> float:
+        """Step 1: the teacher as a binary classifier, cross-entropy (§3.2)."""
         m = self.model
-        self._train_only(m.teacher, m.teacher_head)
-        losses = []
-        for rows in self._batches(self.train.rows):
-            logits = m.teacher_logit(self._x(rows))
-            losses.append(self._update("teacher", F.binary_cross_entropy_with_logits(logits, self._labels(rows))))
-        return float(np.mean(losses))
+        return self._epoch(self.train.rows, "teacher", (m.teacher, m.teacher_head), lambda rows: (
+            F.binary_cross_entropy_with_logits(m.teacher_logit(self._x(rows)), self._labels(rows))))
 
     def _student_real(self) -> float:
         """(a), eq. 1: the student follows the frozen teacher on real features."""
         m = self.model
-        self._train_only(m.student)
-        losses = []
-        for rows in self._batches(self.real_rows):
+
+        def loss(rows):
             x = self._x(rows)
             with torch.no_grad():
                 z_t = m.teacher(x)
-            losses.append(self._update("student", squared_discrepancy(z_t, m.student(x))))
-        return float(np.mean(losses))
+            return squared_discrepancy(z_t, m.student(x))
+
+        return self._epoch(self.real_rows, "student", (m.student,), loss)
 
     def _student_fake(self) -> float:
         """(b), α · eq. 2: the student departs from the teacher on (augmented) fake features."""
         m, config = self.model, self.config
-        self._train_only(m.student)
-        losses = []
-        for rows in self._batches(self.fake_rows):
+
+        def loss(rows):
             with torch.no_grad():
                 x = self._x(rows)
                 x = m.augmenter(x) if config.variant == "full" else x  # ts_fake: no augmenter (Tables 1-2)
                 z_t = m.teacher(x)
-            losses.append(self._update("student", margin_loss(z_t, m.student(x), config.margin, config.alpha)))
-        return float(np.mean(losses))
+            return margin_loss(z_t, m.student(x), config.margin, config.alpha)
+
+        return self._epoch(self.fake_rows, "student", (m.student,), loss)
 
     def _augmenter(self) -> float:
         """(c), eq. 3: G learns fake features on which teacher and student agree; both stay fixed."""
         m = self.model
-        self._train_only(m.augmenter)
-        losses = []
-        for rows in self._batches(self.fake_rows):
+
+        def loss(rows):
             x = m.augmenter(self._x(rows))
-            losses.append(self._update("augmenter", squared_discrepancy(m.teacher(x), m.student(x))))
-        return float(np.mean(losses))
+            return squared_discrepancy(m.teacher(x), m.student(x))
+
+        return self._epoch(self.fake_rows, "augmenter", (m.augmenter,), loss)
 
     def _classifier(self) -> float:
         """N_c on D = (z_t − z_s)² of the training features (eq. 4)."""
         m = self.model
-        self._train_only(m.classifier)
-        losses = []
-        for rows in self._batches(self.train.rows):
+
+        def loss(rows):
             with torch.no_grad():
                 discrepancy = m.discrepancy(self._x(rows))
-            logits = m.classifier(discrepancy)
-            losses.append(self._update("classifier", F.binary_cross_entropy_with_logits(logits, self._labels(rows))))
-        return float(np.mean(losses))
+            return F.binary_cross_entropy_with_logits(m.classifier(discrepancy), self._labels(rows))
+
+        return self._epoch(self.train.rows, "classifier", (m.classifier,), loss)
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
