@@ -40,6 +40,7 @@ def test_genimage_is_a_dataset_too(small_genimage, capsys):
     (["--set", "margin=-2"], "margin must be in (0, 4]"),
     (["--set", "alpha=-1"], "alpha must be >= 0"),
     (["--set", "rotations=0"], "rotations must be an integer >= 1"),
+    (["--epochs", "3"], "GenDet has no single epoch count"),
     (["--set", "width=100", "--set", "heads=3"], "width 100 is not divisible by heads 3"),
     (["--set", "tokens='patch'", "--backbone", "aigid-tiny-rn", "--pretrained", "none"], "is a ResNet"),
     (["--set", "train_subset='stylegan'"], "train_subset 'stylegan' is not in"),

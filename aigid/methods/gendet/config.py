@@ -58,6 +58,13 @@ class GenDetConfig(FlatConfig):
     test_subsets: tuple[str, ...] | None = None  # None = every test subset (§4.1: all)
     seed: int = 0  # initialisation and batch order
 
+    @classmethod
+    def from_flat(cls, flat: dict) -> "GenDetConfig":
+        if "epochs" in flat:  # --epochs, as the other methods take it
+            raise ValueError("GenDet has no single epoch count: set teacher_epochs, rotations (of three one-epoch "
+                             "stages, §4.1: 10) and classifier_epochs, e.g. --set rotations=5")
+        return super().from_flat(flat)
+
     def __post_init__(self):
         for name in ("embedding_tokens", "width", "heads", "layers", "ff_expansion", "rotations", "teacher_epochs",
                      "classifier_epochs", "batch_size", "crop"):
