@@ -175,3 +175,9 @@ def test_a_resumed_run_matches_an_uninterrupted_one():
     assert [r["test/mean/acc"] for r in resumed.run()] == whole[4:]
     with pytest.raises(ValueError, match="different GenDet config"):
         trainer({"margin": 1.0}).load_state_dict(state)
+
+
+def test_a_diverging_stage_fails_with_the_learning_rate_to_lower():
+    run = trainer({"teacher_lr": 1e30})
+    with pytest.raises(FloatingPointError, match="lower teacher_lr"):
+        list(run.run())

@@ -110,17 +110,22 @@ class GenDetTrainer:
             module.requires_grad_(on)
             module.train(on)
 
-    def _update(self, optimizer: str, loss: torch.Tensor) -> float:
+    def _update(self, optimizer: str, loss: torch.Tensor) -> torch.Tensor:
         self.optimizers[optimizer].zero_grad(set_to_none=True)
         loss.backward()
         self.optimizers[optimizer].step()
         self.step += 1
-        return loss.item()
+        return loss.detach()
 
     def _epoch(self, rows: np.ndarray, optimizer: str, trained: tuple, loss) -> float:
-        """One pass over `rows` in shuffled batches, training `trained` on `loss(batch rows)`; the mean loss."""
+        """One pass over `rows` in shuffled batches, training `trained` on `loss(batch rows)`; the mean
+        loss, read once per epoch (no device sync per step), and an error if it is not finite."""
         self._train_only(*trained)
-        return float(np.mean([self._update(optimizer, loss(batch)) for batch in self._batches(rows)]))
+        mean = torch.stack([self._update(optimizer, loss(batch)) for batch in self._batches(rows)]).mean().item()
+        if not np.isfinite(mean):
+            raise FloatingPointError(f"GenDet {optimizer} loss is {mean} at epoch {self.epoch + 1} "
+                                     f"({self.schedule[self.epoch]}): lower {optimizer}_lr or check the features")
+        return mean
 
     def _teacher(self) -> float:
         """Step 1: the teacher as a binary classifier, cross-entropy (§3.2)."""
