@@ -8,7 +8,9 @@ Schedule (`GenDetConfig.schedule`), one epoch per stage, AdamW throughout:
 teacher (cross-entropy, then frozen) → rotations × [(a) student on real features, eq. 1;
 (b) student on augmented fake features, α · eq. 2; (c) augmenter with teacher and student
 frozen, eq. 3] → classifier on the discrepancy of un-augmented features (eq. 4; G is used
-only in training, §3.1). One student optimizer serves stages (a) and (b).
+only in training, §3.1). One student optimizer serves stages (a) and (b): with separate
+Adam states α would cancel out of stage (b) (Adam's steps ignore a loss's scale); sharing
+them, α sets eq. 2's pull against eq. 1's, as Table 5's α axis assumes.
 
 Each stage reports the test metrics of the detector that exists at that point: the teacher's
 own head until the classifier is trained (the "Teacher" row of Tables 1-2), then N_c (eq. 5).
