@@ -10,7 +10,7 @@ import torch
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex, Sample
 from aigid.features import FeatureTable
 from aigid.methods.gendet import GenDet, GenDetConfig, GenDetTrainer, margin_loss, squared_discrepancy
-from aigid.methods.gendet.trainer import view_name
+from aigid.methods.gendet.trainer import feature_requests, view_name
 
 DIM = 12
 
@@ -43,10 +43,10 @@ def trainer(config_overrides=None, *, patch=False, **data):
 
 
 # ------------------------------------------------------------------ losses (eq. 1-4)
-def test_eq1_and_eq3_average_the_squared_distance_over_the_batch():
+def test_eq1_and_eq3_average_the_squared_difference_over_batch_and_elements():
     z_t = torch.tensor([[[1.0, 2.0]], [[0.0, 0.0]]])  # (B=2, L=1, W=2)
     z_s = torch.tensor([[[0.0, 0.0]], [[0.0, 3.0]]])
-    assert squared_discrepancy(z_t, z_s).item() == pytest.approx((1 + 4 + 9) / 2)
+    assert squared_discrepancy(z_t, z_s).item() == pytest.approx((1 + 4 + 0 + 9) / 4)
 
 
 def test_eq2_hinge_is_zero_at_the_margin_and_linear_below_it():
@@ -92,12 +92,12 @@ def test_impossible_values_are_rejected_with_the_allowed_range(field, value, mes
 
 
 def test_dataset_defaults_follow_section_4_1():
-    assert GenDetConfig().for_dataset("ufd").to_flat() == {
+    assert GenDetConfig().for_layout("ufd").to_flat() == {
         **GenDetConfig().to_flat(), "train_subset": "progan", "student_lr": 1e-4, "classifier_lr": 1e-5}
-    genimage = GenDetConfig(classifier_lr=0.5).for_dataset("genimage")
+    genimage = GenDetConfig(classifier_lr=0.5).for_layout("genimage")
     assert (genimage.train_subset, genimage.student_lr, genimage.classifier_lr) == ("sdv14", 1e-5, 0.5)
     with pytest.raises(DataError, match="set train_subset, student_lr, classifier_lr yourself"):
-        GenDetConfig().for_dataset("folder")
+        GenDetConfig().for_layout("folder")
 
 
 def test_schedule_per_variant():
@@ -121,7 +121,7 @@ def changed(before, after):
 
 
 def test_each_stage_changes_only_its_networks_and_the_teacher_is_frozen_after_step_1():
-    run = trainer()
+    run = trainer({"weight_decay": 0.0})  # no decay: a weight moves only if its stage's loss reaches it
     expected = {"teacher": {"teacher", "teacher_head"}, "student_real": {"student"}, "student_fake": {"student"},
                 "augmenter": {"augmenter"}, "classifier": {"classifier"}}
     before = snapshot(run.model)
@@ -130,6 +130,41 @@ def test_each_stage_changes_only_its_networks_and_the_teacher_is_frozen_after_st
         assert changed(before, after) == expected[stage], stage
         before = after
     assert run.schedule.count("teacher") == 2 and len(run.schedule) == 2 + 3 * 2 + 2
+
+
+@pytest.mark.parametrize("variant, expected", [("full", True), ("ts_fake", False)])
+def test_stage_b_feeds_the_student_augmented_fakes_only_in_full_gendet(variant, expected):
+    run = trainer({"variant": variant, "rotations": 1, "teacher_epochs": 1, "classifier_epochs": 1})
+    calls = []
+    run.model.augmenter.register_forward_hook(lambda *_: calls.append(run.schedule[run.epoch]))
+    list(run.run())
+    assert ("student_fake" in calls) is expected and "classifier" not in calls
+
+
+def test_the_augmenter_learns_through_the_frozen_teacher_and_student():
+    run = trainer({"weight_decay": 0.0, "rotations": 1, "teacher_epochs": 1})
+    before = {k: v.clone() for k, v in run.model.augmenter.block.state_dict().items()}
+    stages = run.run()
+    for _ in range(4):  # teacher, (a), (b), (c)
+        next(stages)
+    after = run.model.augmenter.block.state_dict()
+    assert any(not torch.equal(before[k], after[k]) for k in before)  # not only its zero-initialised output layer
+
+
+def test_the_classifier_reads_raw_fakes_unless_told_to_read_augmented_ones():
+    for augmented in (True, False):
+        run = trainer({"rotations": 1, "teacher_epochs": 1, "classifier_on_augmented": augmented})
+        calls = []
+        run.model.augmenter.register_forward_hook(lambda *_: calls.append(run.schedule[run.epoch]))
+        list(run.run())
+        assert ("classifier" in calls) is augmented
+
+
+def test_a_grid_over_both_readings_extracts_both_outputs_in_one_pass():
+    index, _ = make_data()
+    configs = [GenDetConfig(tokens=t, backbone="aigid-tiny-vit", pretrained=None) for t in ("embedding", "patch")]
+    (request,) = feature_requests(configs, index).values()
+    assert request.outputs == ("embedding", "patch_tokens") and len(request.paths) == len(index.samples)
 
 
 def test_inference_never_calls_the_augmenter_but_training_does():

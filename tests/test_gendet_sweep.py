@@ -41,6 +41,7 @@ def test_genimage_is_a_dataset_too(small_genimage, capsys):
     (["--set", "alpha=-1"], "alpha must be >= 0"),
     (["--set", "rotations=0"], "rotations must be an integer >= 1"),
     (["--epochs", "3"], "GenDet has no single epoch count"),
+    (["--scheduler", "asha"], "cannot rank gendet trials early"),
     (["--set", "width=100", "--set", "heads=3"], "width 100 is not divisible by heads 3"),
     (["--set", "tokens='patch'", "--backbone", "aigid-tiny-rn", "--pretrained", "none"], "is a ResNet"),
     (["--set", "train_subset='stylegan'"], "train_subset 'stylegan' is not in"),
@@ -68,6 +69,7 @@ def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_
     assert "SYNTHETIC" in out and "features computed once for 9 trials: 1 view set(s) computed" in out
     assert "GenDet Table 5" in out and "94.42 / 95.64" in out  # ours, with the paper's beside it
     assert all(len(t["epochs"]) == 5 for t in trials)  # --smoke: 1 teacher epoch, 1 rotation of (a, b, c), 1 classifier epoch
+    assert "epoch 5/5 " in out
 
     client = MlflowClient(uri)
     runs = client.search_runs([client.get_experiment_by_name("gendet_margin_alpha").experiment_id])
@@ -82,3 +84,4 @@ def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_
     assert len(main(load("gendet_ablation"), argv)) == 4
     out = capsys.readouterr().out
     assert "feature cache hit" in out and "Teacher-Student AD w/fake" in out
+    assert "epoch 1/1 " in out and "epoch 3/3 " in out  # teacher alone: 1 epoch; ts_real: 1 + 1 + 1

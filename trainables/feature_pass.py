@@ -46,7 +46,7 @@ def feature_pass(requests: dict[tuple, FeatureRequest], n_trials: int, *, cache_
 
 def feature_cache_method(*, name: str, config_cls: type, trainer_cls: type, check_data: Callable,
                          feature_requests: Callable[[list, DatasetIndex], dict], layout: str, offline: dict,
-                         smoke: dict) -> Method:
+                         smoke: dict, early_stopping: bool = True) -> Method:
     """A Method whose trials train heads on cached frozen-backbone features (RINE, GenDet).
 
     Its prepare hook runs `feature_pass` over `feature_requests(configs, index)` before any
@@ -62,4 +62,4 @@ def feature_cache_method(*, name: str, config_cls: type, trainer_cls: type, chec
 
     train.__name__ = train.__qualname__ = f"train_{name}"  # Ray names trials after it
     return Method(name=name, config_cls=config_cls, trainable=train, check_data=check_data, layout=layout,
-                  offline=offline, smoke=smoke, prepare=prepare)
+                  offline=offline, smoke=smoke, prepare=prepare, early_stopping=early_stopping)

@@ -8,4 +8,5 @@ from trainables.feature_pass import feature_cache_method
 GENDET = feature_cache_method(name="gendet", config_cls=GenDetConfig, trainer_cls=GenDetTrainer,
                               check_data=check_data, feature_requests=feature_requests,
                               layout="ufd",  # Tables 1, 2 and 5 are on UniversalFakeDetect
-                              offline=OFFLINE_OVERRIDES, smoke=SMOKE_OVERRIDES)
+                              offline=OFFLINE_OVERRIDES, smoke=SMOKE_OVERRIDES,
+                              early_stopping=False)  # test/... is the teacher's until N_c trains, last

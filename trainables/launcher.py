@@ -126,7 +126,8 @@ def expand(grid: dict[str, list], base: dict, seeds: int) -> list[dict]:
 
 
 def validate(sweep: Sweep, trials: list[dict], index) -> list:
-    """Build every trial's config and check its data and backbone: errors surface before launch."""
+    """Build every trial's config and check its data and backbone: errors surface before launch.
+    Returns the configs as they will run on `index` (per-dataset defaults filled in)."""
     checked, configs = set(), []
     for flat in trials:
         config = sweep.method.config_cls.from_flat(flat)
@@ -135,7 +136,7 @@ def validate(sweep: Sweep, trials: list[dict], index) -> list:
             check_backbone(*backbone)
             checked.add(backbone)
         sweep.method.check_data(config, index)
-        configs.append(config)
+        configs.append(config.for_layout(index.layout))
     return configs
 
 
@@ -152,6 +153,9 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[dict]:
     """Entry point of every sweep script. Exits 2 with a one-line reason on bad input."""
     args = parse_args(sweep, argv)
     try:
+        if args.scheduler == "asha" and not sweep.method.early_stopping:
+            raise ValueError(f"--scheduler asha cannot rank {sweep.method.name} trials early: {sweep.method.metric} "
+                             "measures its final detector only in the last epochs; run without --scheduler")
         index = resolve_data(sweep, args)
         base = base_overrides(sweep, args)
         grid = sweep.grid if args.data else {**sweep.grid, **sweep.offline_grid}

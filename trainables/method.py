@@ -21,6 +21,9 @@ class Method:
     check_data: Callable  # (config, index) -> None, raises DataError before launch
     layout: str  # the synthetic benchmark's layout for this method
     metric: str = "test/mean/acc"  # what ASHA, Optuna and "best config" maximise
+    # False where the metric only measures the method's detector in its last epochs (GenDet's
+    # classifier comes last): ASHA would then rank trials on something else, so it is refused.
+    early_stopping: bool = True
     offline: dict = field(default_factory=dict)
     smoke: dict = field(default_factory=dict)
     # (index, configs, *, cache_dir, gpus) -> dict of extra trainable kwargs, run once on the

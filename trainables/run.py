@@ -21,13 +21,17 @@ from trainables.storage import check_shared_storage, resolve_run
 class Progress(tune.Callback):
     """One line per evaluation and per finished trial, instead of Tune's full result tables."""
 
-    def __init__(self, total: int, metric: str, epochs: int):
-        self.total, self.metric, self.epochs, self.done = total, metric, epochs, 0
+    def __init__(self, total: int, metric: str, config_cls: type, layout: str):
+        self.total, self.metric, self.config_cls, self.layout, self.done = total, metric, config_cls, layout, 0
+        self.planned: dict[str, int] = {}  # trial id -> its epochs, as its config (defaults filled in) says
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         value = result.get(self.metric)
         shown = f"{self.metric}={value:.3f}" if isinstance(value, float) else ""
-        print(f"[aigid] {trial} epoch {result.get('epoch')}/{trial.config.get('epochs', self.epochs)} "
+        if trial.trial_id not in self.planned:
+            config = self.config_cls.from_flat(decode(trial.config)).for_layout(self.layout)
+            self.planned[trial.trial_id] = config.epochs
+        print(f"[aigid] {trial} epoch {result.get('epoch')}/{self.planned[trial.trial_id]} "
               f"loss={result.get('train/loss', float('nan')):.3f} {shown} on node {str(result.get('node_id'))[:8]}",
               flush=True)
 
@@ -147,7 +151,7 @@ def run_trials(sweep, args, index, base: dict, grid: dict, configs: list, client
                 name=run_name,
                 storage_path=storage,
                 callbacks=[tracking.SweepLogger(uri, experiment, parent, tags),
-                           Progress(search.total, sweep.method.metric, epochs)],
+                           Progress(search.total, sweep.method.metric, sweep.method.config_cls, index.layout)],
                 failure_config=tune.FailureConfig(max_failures=args.max_failures),
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 verbose=0,

@@ -18,3 +18,8 @@ class FlatConfig:
 
     def to_flat(self) -> dict:
         return asdict(self)
+
+    def for_layout(self, layout: str):
+        """This config with per-dataset paper defaults filled in for a `layout` dataset (APN and GenDet
+        leave such fields None); methods without any return it unchanged."""
+        return self

@@ -45,14 +45,19 @@ class GenDetConfig(FlatConfig):
     alpha: float = 0.1  # §4.2 / Table 5: weight of eq. 2
     rotations: int = 10  # §4.1: rotations of the three one-epoch stages
     variant: str = "full"  # VARIANTS (Tables 1-2)
+    # Eq. 4's D^f: raw fake features, as N_c sees them at inference (default), or, reading eq. 4's z^f as
+    # eq. 2's N(G(x^f)), through G. G is trained last in each rotation to make fakes look real to the
+    # teacher-student pair, and N_c fitted on its output scored 23-63 % ACC on test features a raw-fed
+    # N_c separates at 98-100 % (tests/test_gendet.py's separable data, seeds 0-2); hence raw by default.
+    classifier_on_augmented: bool = False
     teacher_lr: float = 1e-5  # §4.1, both datasets
     student_lr: float | None = None  # §4.1: 1e-4 (UFD), 1e-5 (GenImage); None = by dataset
-    augmenter_lr: float = 1e-4  # paper silent: the student's UFD rate
+    augmenter_lr: float = 1e-4  # paper silent: the student's UFD rate, on both datasets (10× the student's on GenImage)
     classifier_lr: float | None = None  # §4.1: 1e-5 (UFD), 1e-3 (GenImage); None = by dataset
     weight_decay: float = 0.01  # §4.1 AdamW; paper silent on decay: torch's default
-    teacher_epochs: int = 5  # paper silent
-    classifier_epochs: int = 5  # paper silent
-    batch_size: int = 256  # paper silent
+    teacher_epochs: int = 5  # paper silent: a linear-probe-sized budget (720K UFD features × 5 at batch 256 ≈ 14K steps)
+    classifier_epochs: int = 5  # paper silent: as the teacher's; N_c is the same size as N_t plus its FC
+    batch_size: int = 256  # paper silent: features are small, so a large batch; the stand-in uses 16
     crop: int = 224  # paper silent: one centre crop per image, stored before training (§3.3)
     train_subset: str | None = None  # §4.1: sdv14 (GenImage), progan (UFD); None = by dataset
     test_subsets: tuple[str, ...] | None = None  # None = every test subset (§4.1: all)
@@ -116,7 +121,7 @@ class GenDetConfig(FlatConfig):
         """Reported epochs of a trial: one per stage of the schedule."""
         return len(self.schedule)
 
-    def for_dataset(self, layout: str) -> "GenDetConfig":
+    def for_layout(self, layout: str) -> "GenDetConfig":
         """This config with the per-dataset defaults (§4.1) filled in for a `layout` dataset."""
         unset = [name for name in BY_DATASET if getattr(self, name) is None]
         if not unset:

@@ -12,8 +12,11 @@ of what the paper leaves open, each stated where it is implemented:
 - Outputs: z = N(x) is the block's output tokens (B, L, 196). The teacher is trained as a
   binary classifier through a linear head on its mean token (`teacher_head`), used only by
   the teacher's own training and by the "teacher alone" detector of Tables 1-2.
-- ‖·‖ of eq. 2 and the square of a vector in eq. 1 and 3 are over the whole flattened z of
-  one sample; eq. 4's square is elementwise, so N_c reads (B, L, 196) tokens.
+- ‖·‖ of eq. 2 is over the whole flattened z of one sample (so the gap lies in [0, 4]).
+  Eq. 1 and 3 square a vector: read, as the issue states it, as the mean of (z_t − z_s)² over
+  the batch and z's elements, so their scale, and with it α's weight against eq. 1 in the
+  student's shared optimizer, does not depend on the reading's token count or the width.
+  Eq. 4's square is elementwise, so N_c reads (B, L, 196) tokens.
 - G returns features in the extractor's space (N_t and N_s read them like x): a residual
   x + Δ(x) whose output layer starts at zero, so the first stage (b) sees the fake features
   themselves rather than a random map of them.
@@ -119,8 +122,8 @@ class GenDet(nn.Module):
 
 
 def squared_discrepancy(z_t: torch.Tensor, z_s: torch.Tensor) -> torch.Tensor:
-    """Eq. 1 (real features) and eq. 3 (augmented fake features): (1/B) Σ_b ‖z_t − z_s‖²."""
-    return (z_t - z_s).pow(2).flatten(1).sum(1).mean()
+    """Eq. 1 (real features) and eq. 3 (augmented fake features): mean (z_t − z_s)² over batch and elements."""
+    return (z_t - z_s).pow(2).mean()
 
 
 def margin_loss(z_t: torch.Tensor, z_s: torch.Tensor, margin: float, alpha: float) -> torch.Tensor:

@@ -7,8 +7,8 @@ computes it once per sweep, and `GenDetTrainer` trains on the stored features as
 Schedule (`GenDetConfig.schedule`), one epoch per stage, AdamW throughout:
 teacher (cross-entropy, then frozen) → rotations × [(a) student on real features, eq. 1;
 (b) student on augmented fake features, α · eq. 2; (c) augmenter with teacher and student
-frozen, eq. 3] → classifier on the discrepancy of un-augmented features (eq. 4; G is used
-only in training, §3.1). One student optimizer serves stages (a) and (b): with separate
+frozen, eq. 3] → classifier on the discrepancies of the real and fake training features
+(eq. 4; `classifier_on_augmented=True` passes the fakes through G, see the config). One student optimizer serves stages (a) and (b): with separate
 Adam states α would cancel out of stage (b) (Adam's steps ignore a loss's scale); sharing
 them, α sets eq. 2's pull against eq. 1's, as Table 5's α axis assumes.
 
@@ -33,6 +33,9 @@ from aigid.methods.gendet.model import GenDet, margin_loss, squared_discrepancy
 from aigid.metrics import binary_metrics, per_subset_summary
 
 EVAL_BATCH = 1024
+# A feature table up to this size moves to the trial's GPU once (the embeddings of UFD's 720K
+# ProGAN images are 1.1 GB); a larger one (patch tokens) stays in host memory.
+DEVICE_FEATURES_BYTES = 2 << 30
 
 
 def view_name(config: GenDetConfig) -> tuple:
@@ -41,7 +44,7 @@ def view_name(config: GenDetConfig) -> tuple:
 
 def select_training_samples(index: DatasetIndex, config: GenDetConfig):
     """All images of the training generator (§4.1: SD v1.4 on GenImage, ProGAN on UFD)."""
-    return training_subset(index, config.for_dataset(index.layout).train_subset, None, config.seed)
+    return training_subset(index, config.for_layout(index.layout).train_subset, None, config.seed)
 
 
 def select_test_samples(index: DatasetIndex, config: GenDetConfig) -> dict:
@@ -68,10 +71,12 @@ class GenDetTrainer:
     """One GenDet run on cached features: yields metrics after every stage; `state_dict()` is a complete checkpoint."""
 
     def __init__(self, config: GenDetConfig, index: DatasetIndex, features: dict, *, device="cpu"):
-        self.config = config = config.for_dataset(index.layout)
+        self.config = config = config.for_layout(index.layout)
         self.device = torch.device(device)
         table: FeatureTable = features[view_name(config)]
-        self.features = table.features[config.output]
+        self.features = torch.from_numpy(table.features[config.output])  # float16, shared with the table
+        if self.device.type == "cuda" and self.features.nbytes <= DEVICE_FEATURES_BYTES:
+            self.features = self.features.to(self.device)  # batches are then gathered on the GPU, no copies
         self.train = LabelledRows(table, select_training_samples(index, config))
         self.real_rows = self.train.rows[self.train.labels.numpy() == REAL]
         self.fake_rows = self.train.rows[self.train.labels.numpy() == FAKE]
@@ -95,7 +100,8 @@ class GenDetTrainer:
 
     # ------------------------------------------------------------------ data
     def _x(self, rows: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(self.features[rows]).to(self.device).float()
+        rows = torch.from_numpy(rows).to(self.features.device)
+        return self.features[rows].to(self.device, non_blocking=True).float()
 
     def _batches(self, rows: np.ndarray) -> Iterator[np.ndarray]:
         for batch in torch.randperm(len(rows), generator=self.generator).split(self.config.batch_size):
@@ -171,13 +177,20 @@ class GenDetTrainer:
         return self._epoch(self.fake_rows, "augmenter", (m.augmenter,), loss)
 
     def _classifier(self) -> float:
-        """N_c on D = (z_t − z_s)² of the training features (eq. 4)."""
+        """N_c on D = (z_t − z_s)² of the training features (eq. 4), fakes through G if so configured."""
         m = self.model
 
+        augment = self.config.variant == "full" and self.config.classifier_on_augmented
+
         def loss(rows):
+            labels = self._labels(rows)
             with torch.no_grad():
-                discrepancy = m.discrepancy(self._x(rows))
-            return F.binary_cross_entropy_with_logits(m.classifier(discrepancy), self._labels(rows))
+                x = self._x(rows)
+                if augment:
+                    fake = labels.bool()
+                    x[fake] = m.augmenter(x[fake])
+                discrepancy = m.discrepancy(x)
+            return F.binary_cross_entropy_with_logits(m.classifier(discrepancy), labels)
 
         return self._epoch(self.train.rows, "classifier", (m.classifier,), loss)
 
@@ -236,7 +249,7 @@ def check_data(config: GenDetConfig, index: DatasetIndex) -> None:
     samples = select_training_samples(index, config)
     labels = {s.label for s in samples}
     if labels != {REAL, FAKE}:
-        subset = config.for_dataset(index.layout).train_subset
+        subset = config.for_layout(index.layout).train_subset
         missing = "real" if REAL not in labels else "fake"
         raise DataError(f"GenDet trains its teacher and classifier on real and fake images, but training subset "
                         f"'{subset}' of {index.root} has no {missing} images; add them or pick another train_subset")
