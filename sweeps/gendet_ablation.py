@@ -4,7 +4,7 @@ teacher: the teacher alone, a binary classifier on CLIP features; ts_real: teach
 anomaly detection with a student trained on real images only (eq. 1); ts_fake: with fake
 images too (eq. 1 + 2), no augmenter; full: GenDet (with the adversarial feature augmenter).
 UniversalFakeDetect (train ProGAN, test all) by default, GenImage (train SD v1.4) with --data
-on it. A row is Avg. ACC and mAP (%) over the test subsets after the last epoch.
+on it. A row is Avg. ACC (at 0.5) and mAP (%) over the test subsets after the last epoch.
 """
 from aigid.methods.gendet import VARIANTS
 from aigid.report import final, rows_table

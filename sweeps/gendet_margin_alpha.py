@@ -3,7 +3,7 @@
 UniversalFakeDetect (train ProGAN, test all) by default, or GenImage (train SD v1.4, test all
 eight) with --data on it: the dataset's layout picks the paper's training subset and learning
 rates (§4.1). The frozen CLIP pass runs once for the grid. A cell is Avg. ACC / mAP (%) over
-the test subsets after the classifier's last epoch (mean ± std over seeds with --seeds).
+the test subsets after the classifier's last epoch (mean ± std over seeds with --seeds). ACC is at threshold 0.5 on both datasets.
 """
 from aigid.report import final, grid_table, label, render
 from trainables.gendet import GENDET

@@ -17,6 +17,7 @@ own head until the classifier is trained (the "Teacher" row of Tables 1-2), then
 """
 from __future__ import annotations
 
+import warnings
 from typing import Iterator
 
 import numpy as np
@@ -74,7 +75,9 @@ class GenDetTrainer:
         self.config = config = config.for_layout(index.layout)
         self.device = torch.device(device)
         table: FeatureTable = features[view_name(config)]
-        self.features = torch.from_numpy(table.features[config.output])  # float16, shared with the table
+        with warnings.catch_warnings():  # a read-only zero-copy view of Ray's object store; never written
+            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+            self.features = torch.from_numpy(table.features[config.output])  # float16, shared with the table
         if self.device.type == "cuda" and self.features.nbytes <= DEVICE_FEATURES_BYTES:
             self.features = self.features.to(self.device)  # batches are then gathered on the GPU, no copies
         self.train = LabelledRows(table, select_training_samples(index, config))
