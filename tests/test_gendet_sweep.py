@@ -30,9 +30,30 @@ def test_sweeps_list_the_papers_grids(name, trials, shown, small_ufd, capsys):
     assert f"{trials} trials on ufd data" in out and shown in out
 
 
-def test_genimage_is_a_dataset_too(small_genimage, capsys):
+def test_genimage_is_a_dataset_too_with_its_own_learning_rates(small_genimage, small_ufd, capsys):
     assert main(load("gendet_margin_alpha"), ["--data", str(small_genimage), "--dry-run"]) == []
-    assert "9 trials on genimage data" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "9 trials on genimage data" in out
+    assert "genimage defaults of the paper: {'student_lr': 1e-05, 'classifier_lr': 0.001, 'train_subset': 'sdv14'}" in out
+    main(load("gendet_margin_alpha"), ["--data", small_ufd, "--dry-run"])
+    assert "ufd defaults of the paper: {'student_lr': 0.0001, 'classifier_lr': 1e-05, 'train_subset': 'progan'}" in (
+        capsys.readouterr().out)
+
+
+def test_undecodable_images_stop_the_sweep_at_the_feature_pass_with_one_line(ray_session, tmp_path, capsys):
+    root = make_synthetic(tmp_path / "synthetic", layout="ufd", n_train=1, n_test=1)
+    for image in (f for f in root.rglob("*") if f.is_file() and f.suffix != ".json"):
+        image.write_bytes(b"not an image")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    with pytest.raises(SystemExit) as exit_info:
+        main(load("gendet_ablation"), ["--data", str(root), "--backbone", "aigid-tiny-vit", "--pretrained", "none",
+                                       "--mlflow-uri", uri, "--storage", str(tmp_path / "results"),
+                                       "--cache-dir", str(tmp_path / "cache")])
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "gendet could not prepare the sweep: none of the" in err
+    client = MlflowClient(uri)
+    (parent,) = client.search_runs([client.get_experiment_by_name("gendet_ablation").experiment_id])
+    assert parent.info.status == "FAILED"
 
 
 @pytest.mark.parametrize("argv, message", [

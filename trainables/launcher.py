@@ -140,6 +140,15 @@ def validate(sweep: Sweep, trials: list[dict], index) -> list:
     return configs
 
 
+def dataset_defaults(sweep: Sweep, flat: dict, resolved, grid: dict) -> dict:
+    """The fields a config leaves None and the dataset's layout fills in (APN's epochs, GenDet's
+    learning rates): the same for every trial of a sweep, so they join the shared overrides and
+    MLflow shows the values that ran rather than None."""
+    unresolved = sweep.method.config_cls.from_flat(flat)
+    return {k: v for k, v in resolved.to_flat().items()
+            if getattr(unresolved, k) is None and v is not None and k not in grid}
+
+
 def resolve_data(sweep: Sweep, args: argparse.Namespace):
     if args.data:
         return scan(os.path.abspath(args.data), args.layout)
@@ -164,6 +173,11 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[dict]:
             print(f"[aigid] {note}", flush=True)
         trials = expand(grid, base, args.seeds)
         configs = validate(sweep, trials, index)
+        filled = dataset_defaults(sweep, trials[0], configs[0], grid)
+        base.update(filled)
+        trials = [{**flat, **filled} for flat in trials]
+        if filled:
+            print(f"[aigid] {index.layout} defaults of the paper: {filled}", flush=True)
         uri = tracking.tracking_uri(args.mlflow_uri)
         client = None if args.dry_run else tracking.connect(uri)
     except (DataError, BackboneError, ValueError, ConnectionError) as error:
@@ -175,11 +189,11 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[dict]:
         for flat in trials:
             print("  ", {k: flat[k] for k in [*grid, "seed"]})
         return []
-    from trainables.run import run_trials  # Ray is imported only when a sweep really runs
+    from trainables.run import PrepareError, run_trials  # Ray is imported only when a sweep really runs
     from trainables.storage import StorageError
 
     try:
         return run_trials(sweep, args, index, base, grid, configs, client, uri)
-    except StorageError as error:
+    except (StorageError, PrepareError) as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None

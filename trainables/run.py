@@ -18,6 +18,10 @@ from trainables.search import search_setup
 from trainables.storage import check_shared_storage, resolve_run
 
 
+class PrepareError(ValueError):
+    """A method's once-per-sweep preparation (the frozen-feature pass) failed on the data or backbone."""
+
+
 class Progress(tune.Callback):
     """One line per evaluation and per finished trial, instead of Tune's full result tables."""
 
@@ -128,8 +132,15 @@ def run_trials(sweep, args, index, base: dict, grid: dict, configs: list, client
 
     prepared = {}
     if sweep.method.prepare:
-        prepared = sweep.method.prepare(index, configs, cache_dir=os.path.abspath(args.cache_dir),
-                                        gpus=args.gpus_per_trial)
+        try:
+            prepared = sweep.method.prepare(index, configs, cache_dir=os.path.abspath(args.cache_dir),
+                                            gpus=args.gpus_per_trial)
+        except Exception as error:
+            client.set_terminated(parent, status="FAILED", end_time=int(time.time() * 1000))
+            cause = getattr(error, "cause", error)  # a Ray task's exception arrives wrapped
+            if isinstance(cause, ValueError):  # DataError, BackboneError: the message names the fix
+                raise PrepareError(f"{sweep.method.name} could not prepare the sweep: {cause}") from error
+            raise
     trainable = tune.with_resources(
         tune.with_parameters(decoding(sweep.method.trainable), index=index, **prepared),
         {"cpu": args.cpus_per_trial, "gpu": args.gpus_per_trial},
