@@ -106,3 +106,16 @@ def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_
     out = capsys.readouterr().out
     assert "feature cache hit" in out and "Teacher-Student AD w/fake" in out
     assert "epoch 1/1 " in out and "epoch 3/3 " in out  # teacher alone: 1 epoch; ts_real: 1 + 1 + 1
+
+
+def test_one_gendet_run_without_ray_reads_the_feature_cache_the_sweeps_use(small_ufd, tmp_path, capsys):
+    from aigid.cli import main as aigid
+
+    argv = ["train", "gendet", "--data", small_ufd, "--workers", "0", "--cache-dir", str(tmp_path / "cache"),
+            "--set", "backbone='aigid-tiny-vit'", "--set", "pretrained=none", "--set", "rotations=1",
+            "--set", "teacher_epochs=1", "--set", "classifier_epochs=1", "--set", "batch_size=8"]
+    assert aigid([*argv, "--save", str(tmp_path / "gendet.pt")]) == 0
+    out = capsys.readouterr().out
+    assert "gendet on ufd (SYNTHETIC)" in out and "epoch 5/5" in out and "test/mean/acc" in out
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    assert aigid([*argv, "--set", "margin=0"]) == 2 and "margin must be in (0, 4]" in capsys.readouterr().err
