@@ -25,7 +25,16 @@ def table(trials):
     paper = render([["margin \\ alpha", *map(label, ALPHAS)]]
                    + [[label(m)] + [" / ".join(map(str, PAPER[(m, a)])) if (m, a) in PAPER else "—" for a in ALPHAS]
                       for m in MARGINS], title="the paper's Table 5 (UniversalFakeDetect, CLIP ViT-L/14)")
-    return f"{ours}\n\n{paper}"
+    return "\n\n".join(part for part in (ours, off_grid(trials), paper) if part)
+
+
+def off_grid(trials):
+    """Trials whose (M, α) is not a cell of the grid (--search optuna samples the ranges), best first."""
+    done = [t for t in trials if t["status"] == "TERMINATED" and t["epochs"]
+            and (t["config"]["margin"] not in MARGINS or t["config"]["alpha"] not in ALPHAS)]
+    done.sort(key=lambda t: -t["epochs"][-1].get("test/mean/acc", 0.0))
+    rows = [[f"{t['config']['margin']:.3g}", f"{t['config']['alpha']:.3g}", cell([t])] for t in done]
+    return render([["margin", "alpha", "Avg. ACC / mAP (%)"], *rows], title="trials off the grid") if rows else ""
 
 
 SWEEP = Sweep(

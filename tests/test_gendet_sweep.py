@@ -119,3 +119,11 @@ def test_one_gendet_run_without_ray_reads_the_feature_cache_the_sweeps_use(small
     assert "gendet on ufd (SYNTHETIC)" in out and "epoch 5/5" in out and "test/mean/acc" in out
     assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
     assert aigid([*argv, "--set", "margin=0"]) == 2 and "margin must be in (0, 4]" in capsys.readouterr().err
+
+
+def test_table5_lists_optuna_trials_that_fall_between_the_grid_cells():
+    table = runpy.run_path(str(SWEEPS / "gendet_margin_alpha.py"))["table"]
+    trial = {"status": "TERMINATED", "config": {"margin": 2.7, "alpha": 0.3},
+             "epochs": [{"test/mean/acc": 0.6, "test/mean/ap": 0.7}]}
+    out = table([trial])
+    assert "trials off the grid" in out and "2.7     0.3    60.0 (±0.0) / 70.0 (±0.0)" in out
