@@ -26,17 +26,20 @@ def child_runs(uri, experiment_name):
     return client, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def make_trainable(marker: Path, fail_seed: int | None):
-    """LoL's trainable, made to crash once after its first checkpoint, or always for `fail_seed`."""
+def make_trainable(marker: Path, fail_seed: int | None, *, mid_epoch: bool = False):
+    """LoL's trainable, made to crash once after its first checkpoint (or, `mid_epoch`, after the
+    first uncheckpointed mid-epoch result that follows one), or always for `fail_seed`."""
     from aigid.methods.lol import LoLConfig
 
     class CrashOnce(LoLTrainer):
         def run(self):
             for result in super().run():
                 yield result
+                if mid_epoch and (result["epoch_end"] or self.epoch < 1):
+                    continue
                 if not marker.exists():
                     marker.touch()
-                    raise RuntimeError("simulated crash after the first checkpoint")
+                    raise RuntimeError("simulated crash")
 
     def trainable(config, index):
         if config["seed"] == fail_seed:
@@ -80,7 +83,18 @@ def test_a_crashed_trial_is_retried_from_its_last_checkpoint(ray_session, small_
     client, children = child_runs(uri, "faults_retry")
     assert len(children) == 1 and children[0].info.status == "FINISHED"  # one run, not one per attempt
     steps = [m.step for m in client.get_metric_history(children[0].info.run_id, "epoch")]
-    assert sorted(set(steps)) == [1, 2]
+    assert sorted(steps) == [1, 2]
+
+
+def test_a_result_redone_after_a_retry_is_logged_once(ray_session, small_genimage, tmp_path):
+    marker = tmp_path / "crashed"
+    uri, trials = run_sweep(tmp_path, make_trainable(marker, fail_seed=None, mid_epoch=True),
+                            ["--data", str(small_genimage), "--set", "epochs=2", "--set", "eval_every_steps=1",
+                             "--max-failures", "1"], "faults_redo")
+    assert marker.exists() and [t["status"] for t in trials] == ["TERMINATED"]
+    client, (child,) = child_runs(uri, "faults_redo")
+    steps = [m.step for m in client.get_metric_history(child.info.run_id, "epoch")]
+    assert sorted(steps) == list(range(1, len(steps) + 1))  # the mid-epoch result redone after the crash: once
 
 
 RESUMABLE = """
@@ -124,6 +138,6 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(small_genimag
     assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
     for child in children:
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "epoch")]
-        assert sorted(set(steps)) == [1, 2, 3]
+        assert sorted(steps) == [1, 2, 3]  # each step once, across the driver's restart
     parents = [r for r in client.search_runs([children[0].info.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"

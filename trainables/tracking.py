@@ -118,6 +118,7 @@ class SweepLogger(tune.Callback):
         self.uri, self.experiment, self.parent_run_id, self.tags = uri, experiment, parent_run_id, tags
         self.client: MlflowClient | None = None
         self.run_ids: dict[str, str] = {}
+        self.last_step: dict[str, int] = {}  # run id -> highest step logged
 
     def _run_id(self, trial) -> str:
         if trial.trial_id in self.run_ids:
@@ -129,8 +130,9 @@ class SweepLogger(tune.Callback):
             filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and tags.trial_id = '{trial.trial_id}'",
             max_results=1,
         )
-        if found:
+        if found:  # a resumed sweep: carry on after the steps this run already has
             run_id = found[0].info.run_id
+            self.last_step[run_id] = max((m.step for m in self.client.get_metric_history(run_id, "epoch")), default=0)
         else:
             tags = {**self.tags, "mlflow.parentRunId": self.parent_run_id, "trial_id": trial.trial_id}
             run_id = self.client.create_run(self.experiment, tags=tags, run_name=str(trial)).info.run_id
@@ -143,8 +145,12 @@ class SweepLogger(tune.Callback):
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
         run_id = self._run_id(trial)
+        step = int(result.get("training_iteration", 0))
+        if step <= self.last_step.get(run_id, 0):
+            return  # an epoch redone after a restore from an older checkpoint: its step is already logged
+        self.last_step[run_id] = step
         tags = [RunTag(key, str(result.get(key, ""))) for key in ("node_ip", "node_id", "hostname")]
-        self.client.log_batch(run_id, metrics=as_metrics(result, int(result.get("training_iteration", 0))), tags=tags)
+        self.client.log_batch(run_id, metrics=as_metrics(result, step), tags=tags)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self.client.set_terminated(self._run_id(trial), status="FINISHED")
