@@ -5,7 +5,6 @@ RINE and GenDet first read (or compute and store) their frozen-backbone features
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys

@@ -116,7 +116,7 @@ class GenDetTrainer:
     # ------------------------------------------------------------------ stages
     def _train_only(self, *trained: torch.nn.Module) -> None:
         """Gradients and train mode for `trained` only; every other network is frozen for this stage."""
-        for name, module in self.model.named_children():
+        for module in self.model.children():
             on = module in trained
             module.requires_grad_(on)
             module.train(on)
