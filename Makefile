@@ -1,12 +1,14 @@
 # One-command setup: every target first makes .venv/ (once), then runs with it.
 #   make sweep            the LoL mask grid (Table 3), offline on synthetic data
 #   make sweep ARGS="--data /data/GenImage --gpus-per-trial 0.25"
+#   make sweep SWEEP=gendet_margin_alpha   any script under sweeps/, by name
 #   make test             the test suite
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 # torch/torchvision pinned to the builds the lab machines carry; pyproject.toml keeps lower bounds.
 TORCH := torch==2.14.1 torchvision==0.29.1
+SWEEP ?= lol_mask_grid
 
 .PHONY: setup sweep test mlflow-ui clean
 setup: $(VENV)/.installed
@@ -18,7 +20,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 sweep: setup
-	$(PY) sweeps/lol_mask_grid.py $(ARGS)
+	$(PY) sweeps/$(SWEEP).py $(ARGS)
 
 test: setup
 	$(PY) -m pytest $(ARGS)
@@ -27,4 +29,4 @@ mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
 
 clean:
-	rm -rf aigid_data aigid_results mlflow.db mlartifacts
+	rm -rf aigid_data aigid_results aigid_cache mlflow.db mlartifacts
