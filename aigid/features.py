@@ -17,8 +17,6 @@ heads that read them train in float32.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import secrets
 import time
@@ -33,7 +31,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, resolve_model_name
-from aigid.data.datasets import UnreadableImage, UnreadableImageWarning, load_rgb
+from aigid.data.datasets import UnreadableImage, UnreadableImageWarning, collate_indexed, load_rgb
+from aigid.data.files import content_key
 
 CACHE_VERSION = 1
 STORED_DTYPE = np.float16
@@ -104,11 +103,7 @@ class FeatureRequest:
 
     def key(self) -> str:
         """Content hash of everything that decides the features (stats every image file)."""
-        digest = hashlib.sha256(json.dumps(self.describe(), sort_keys=True).encode())
-        for path in self.paths:
-            stat = os.stat(path)
-            digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-        return digest.hexdigest()[:40]
+        return content_key(self.describe(), self.paths)
 
 
 @dataclass
@@ -198,13 +193,6 @@ class _ViewDataset(Dataset):
         return i, self.request.transform(image, self.request.image_rng(path))
 
 
-def _collate(batch):
-    good = [(i, x) for i, x in batch if x is not None]
-    if not good:
-        return torch.empty(0, dtype=torch.long), None
-    return torch.tensor([i for i, _ in good]), torch.stack([x for _, x in good])
-
-
 @torch.no_grad()
 def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="cpu", batch_size: int = 64,
                   num_workers: int = 0, log: Callable[[str], None] | None = None, log_every: int = 10) -> FeatureTable:
@@ -212,7 +200,7 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
     visual.eval()
     n = len(request.paths)
     loader = DataLoader(_ViewDataset(request), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=_collate, pin_memory=torch.device(device).type == "cuda")
+                        collate_fn=collate_indexed, pin_memory=torch.device(device).type == "cuda")
     arrays: dict[str, np.ndarray] = {}
     ok = np.zeros(n, dtype=bool)
     start, done = time.perf_counter(), 0

@@ -41,7 +41,7 @@ def make_trainable(marker: Path, fail_seed: int | None, *, mid_epoch: bool = Fal
                     marker.touch()
                     raise RuntimeError("simulated crash")
 
-    def trainable(config, index):
+    def trainable(config, index, **prepared):  # decodes its own test images (prepared ones unused)
         if config["seed"] == fail_seed:
             raise ValueError("this trial's config is broken on purpose")
         device, workers = prepare_trial(*trial_resources())

@@ -62,6 +62,7 @@ def test_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path,
     assert all(len(t["epochs"]) == 2 for t in trials)
     out = capsys.readouterr().out
     assert "SYNTHETIC" in out and "LoL Table 3" in out and "(0.6, 0.8)" in out
+    assert "test images for 2 trials" in out and "decoded once" in out
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("lol_e2e")

@@ -100,6 +100,15 @@ def collate_skip_bad(batch) -> tuple[torch.Tensor, torch.Tensor, int]:
     return images, labels, skipped
 
 
+def collate_indexed(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Batches of (row, tensor or None): the rows and stacked tensors of the readable items
+    (None when none was), so a reader writes each result back to its own row."""
+    good = [(i, x) for i, x in batch if x is not None]
+    if not good:
+        return torch.empty(0, dtype=torch.long), None
+    return torch.tensor([i for i, _ in good]), torch.stack([x for _, x in good])
+
+
 def make_loader(samples, transform, batch_size, *, shuffle, num_workers=0, seed=0, drop_last=False) -> DataLoader:
     """A DataLoader whose shuffling (and, with workers, augmentation) is fixed by `seed`.
 

@@ -1,6 +1,9 @@
-"""Walking messy image trees: which files are images, which folders exist, what was skipped."""
+"""Walking messy image trees (which files are images, which folders exist, what was skipped), and
+keying caches by the files they were computed from."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -63,3 +66,12 @@ class ImageFinder:
             f"ignored {count} non-image file(s) of kind {kind!r} (e.g. {example})"
             for kind, (count, example) in sorted(self._strays.items())
         ]
+
+
+def content_key(meta: dict, paths) -> str:
+    """A cache key: `meta` (what is computed, how) and every image's path, size and mtime."""
+    digest = hashlib.sha256(json.dumps(meta, sort_keys=True).encode())
+    for path in paths:
+        stat = os.stat(path)
+        digest.update(f"{path}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+    return digest.hexdigest()[:40]

@@ -12,11 +12,13 @@ import math
 from dataclasses import dataclass
 from typing import Iterator
 
+import numpy as np
 import torch
 from torch import nn
 
 from aigid.backbones import create_image_encoder
 from aigid.data.datasets import make_loader
+from aigid.data.decoded import DecodedImages
 from aigid.data.layouts import DatasetIndex
 from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform, train_transform
@@ -150,7 +152,8 @@ class LoLTrainer:
     from it continues exactly where it stopped.
     """
 
-    def __init__(self, config: LoLConfig, index: DatasetIndex, *, device="cpu", num_workers: int = 0):
+    def __init__(self, config: LoLConfig, index: DatasetIndex, *, device="cpu", num_workers: int = 0,
+                 test_images: DecodedImages | None = None):
         self.config = config
         self.device = torch.device(device)
         torch.manual_seed(config.seed)
@@ -164,11 +167,24 @@ class LoLTrainer:
             self.train_samples, train_transform(config.crop, flip=config.flip, rotate=config.rotate, mean=mean, std=std),
             config.batch_size, shuffle=True, num_workers=num_workers, seed=config.seed, drop_last=False,
         )
-        self.test_loaders = {
-            subset: make_loader(samples, test_transform(config.crop, mean=mean, std=std),
-                                max(config.batch_size, 32), shuffle=False, num_workers=num_workers)
-            for subset, samples in select_test_samples(index, config).items()
-        }
+        tests = select_test_samples(index, config)
+        self.eval_batch = max(config.batch_size, 32)
+        self.test_loaders, self.decoded_tests = {}, {}
+        if test_images is not None and test_images.crop == config.crop and test_images.available():
+            self.test_images, ok, row_of = test_images.open()  # decoded once for the sweep
+            for subset, samples in tests.items():
+                rows = np.fromiter((row_of[s.path] for s in samples), dtype=np.int64, count=len(samples))
+                keep = ok[rows]
+                labels = np.array([s.label for s in samples], dtype=np.float32)[keep]
+                self.decoded_tests[subset] = (rows[keep], labels, int((~keep).sum()))
+            self.pixel_mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
+            self.pixel_std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
+        else:
+            self.test_loaders = {
+                subset: make_loader(samples, test_transform(config.crop, mean=mean, std=std), self.eval_batch,
+                                    shuffle=False, num_workers=num_workers)
+                for subset, samples in tests.items()
+            }
         self.epoch = 0
         self.step = 0
         self.skipped_files = 0
@@ -190,11 +206,24 @@ class LoLTrainer:
         self.step += 1
         return loss.item()
 
+    def _decoded_scores(self, rows: np.ndarray) -> torch.Tensor:
+        """Scores of pre-decoded uint8 crops, normalised on the device as test_transform would."""
+        scores = []
+        for i in range(0, len(rows), self.eval_batch):
+            pixels = torch.from_numpy(self.test_images[rows[i:i + self.eval_batch]]).to(self.device, non_blocking=True)
+            images = (pixels.float() / 255 - self.pixel_mean) / self.pixel_std
+            scores.append(torch.sigmoid(self.model(images)).float().cpu())
+        return torch.cat(scores) if scores else torch.empty(0)
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Unmasked centre-crop predictions on every test subset -> `test/<subset>/<metric>` + means."""
         self.model.eval()
         per_subset = {}
+        for subset, (rows, labels, skipped) in self.decoded_tests.items():
+            self.skipped_files += skipped
+            if len(rows):
+                per_subset[subset] = binary_metrics(self._decoded_scores(rows).numpy(), labels)
         for subset, loader in self.test_loaders.items():
             scores, labels = [], []
             for images, batch_labels, n_skipped in loader:

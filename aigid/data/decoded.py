@@ -1,0 +1,106 @@
+"""Evaluation images decoded once per sweep and shared by every trial that tests on them.
+
+LoL fine-tunes its backbone, so its test images cannot be reduced to cached features, but
+every trial of a grid decodes and centre-crops the same files at every evaluation. Here
+they are decoded once into a uint8 array of centre crops on disk (keyed by the files'
+paths, sizes and mtimes, like the feature cache; written into a temporary folder that is
+renamed into place whole). Trials memory-map it: the page cache keeps one copy per node
+and no trial decodes a test image again. Normalisation stays with the reader, so one
+entry serves every backbone that uses the same crop.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import functional as F
+
+from aigid.data.datasets import UnreadableImage, UnreadableImageWarning, collate_indexed, load_rgb
+from aigid.data.files import content_key
+from aigid.data.transforms import tile_to_size
+
+VERSION = 1
+IMAGES, OK = "images.npy", "ok.npy"
+
+
+@dataclass(frozen=True)
+class DecodedImages:
+    """An entry on disk: `images.npy` (N, 3, crop, crop) uint8 and `ok.npy` (N,) bool, row i = paths[i]."""
+
+    root: str
+    paths: tuple[str, ...]
+    crop: int
+
+    def available(self) -> bool:
+        """False on a node that cannot see the entry (a node-local --cache-dir on a cluster)."""
+        return (Path(self.root) / OK).is_file()
+
+    def open(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
+        """(memory-mapped images, ok mask, row of each path)."""
+        images = np.load(Path(self.root) / IMAGES, mmap_mode="r")
+        return images, np.load(Path(self.root) / OK), {p: i for i, p in enumerate(self.paths)}
+
+
+class _Crops(Dataset):
+    def __init__(self, paths, crop: int):
+        self.paths, self.crop = paths, crop
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            image = load_rgb(self.paths[i])
+        except UnreadableImage as error:
+            warnings.warn(f"skipping {error}", UnreadableImageWarning, stacklevel=2)
+            return i, None
+        crop = F.center_crop(tile_to_size(image, self.crop), [self.crop, self.crop])  # as test_transform
+        return i, torch.from_numpy(np.asarray(crop).transpose(2, 0, 1).copy())
+
+
+def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size: int = 64,
+                log: Callable[[str], None] | None = print) -> DecodedImages:
+    """The entry for `paths` at `crop`: read if present, else decoded now (and stored)."""
+    paths = tuple(sorted(set(paths)))
+    key = content_key({"version": VERSION, "what": "uint8 centre crops", "crop": crop}, paths)
+    root = Path(cache_dir) / f"decoded-{key}"
+    entry = DecodedImages(str(root), paths, crop)
+    if entry.available():
+        if log:
+            log(f"[aigid] test images: {len(paths)} centre crops read from {root}, decoded by no trial")
+        return entry
+    partial = root.parent / f".{root.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+    partial.mkdir(parents=True)
+    try:
+        images = np.lib.format.open_memmap(partial / IMAGES, mode="w+", dtype=np.uint8, shape=(len(paths), 3, crop, crop))
+        ok = np.zeros(len(paths), dtype=bool)
+        loader = DataLoader(_Crops(paths, crop), batch_size=batch_size, num_workers=num_workers,
+                            collate_fn=collate_indexed)
+        start = time.perf_counter()
+        for rows, batch in loader:
+            if batch is not None:
+                images[rows.numpy()] = batch.numpy()
+                ok[rows.numpy()] = True
+        images.flush()
+        del images
+        np.save(partial / OK, ok)
+        try:
+            os.rename(partial, root)
+        except OSError:  # another process stored the same entry first: theirs is as good
+            if not entry.available():
+                raise
+        if log:
+            log(f"[aigid] test images: {len(paths)} decoded once for every trial ({int(ok.sum())} readable) in "
+                f"{time.perf_counter() - start:.0f} s, stored in {root}")
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return entry
