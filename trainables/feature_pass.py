@@ -20,6 +20,13 @@ from trainables.method import Method
 MAX_FEATURE_CPUS = 8
 
 
+def pass_cpus() -> int:
+    """CPUs for a once-per-sweep pass: up to MAX_FEATURE_CPUS, but no more than the largest node has
+    (a task cannot span nodes; asking for the cluster's total would never be scheduled)."""
+    largest = max((node["Resources"].get("CPU", 0) for node in ray.nodes() if node["Alive"]), default=1)
+    return max(1, min(MAX_FEATURE_CPUS, int(largest)))
+
+
 @ray.remote
 def _extract_task(requests, cache_dir: str, cpus: int):
     torch.set_num_threads(cpus)
@@ -30,7 +37,7 @@ def _extract_task(requests, cache_dir: str, cpus: int):
 
 def feature_pass(requests: dict[tuple, FeatureRequest], n_trials: int, *, cache_dir: str, gpus: float) -> dict:
     """{view-set name: FeatureTable} for `requests`, computed once (or read from `cache_dir`)."""
-    cpus = max(1, min(MAX_FEATURE_CPUS, int(ray.available_resources().get("CPU", 1))))
+    cpus = pass_cpus()
     options = {"num_cpus": cpus, "num_gpus": 1 if gpus > 0 else 0}
     print(f"[aigid] feature pass: {len(requests)} view set(s) for {n_trials} trials on "
           f"{'a GPU' if gpus > 0 else f'{cpus} CPU(s)'}, cache {cache_dir}", flush=True)

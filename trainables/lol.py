@@ -17,7 +17,7 @@ from aigid.data.decoded import decode_once
 from aigid.data.layouts import DatasetIndex
 from aigid.methods.lol import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig, LoLTrainer, check_data, select_test_samples
 from trainables.common import drive, prepare_trial, trial_resources
-from trainables.feature_pass import MAX_FEATURE_CPUS
+from trainables.feature_pass import pass_cpus
 from trainables.method import Method
 
 
@@ -40,7 +40,7 @@ def prepare_lol(index: DatasetIndex, configs: list, *, cache_dir: str, gpus: flo
     paths = defaultdict(set)
     for config in configs:
         paths[config.crop] |= {s.path for samples in select_test_samples(index, config).values() for s in samples}
-    cpus = max(1, min(MAX_FEATURE_CPUS, int(ray.available_resources().get("CPU", 1))))
+    cpus = pass_cpus()
     start = time.perf_counter()
     tasks = {crop: _decode_task.options(num_cpus=cpus).remote(sorted(p), crop, cache_dir, cpus)
              for crop, p in paths.items()}
