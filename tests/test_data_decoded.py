@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 
+from aigid.data.datasets import UnreadableImageWarning
 from aigid.data.decoded import decode_once
 from aigid.data.layouts import scan
 from aigid.methods.lol import LoLConfig, LoLTrainer, select_test_samples
@@ -34,7 +35,8 @@ def test_an_entry_is_decoded_once_and_skips_unreadable_files(index, tmp_path, ca
     paths = [s.path for s in index.select(index.test_split, subsets=["adm"])]
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
-    entry = decode_once([*paths, str(broken)], 64, tmp_path / "cache")
+    with pytest.warns(UnreadableImageWarning, match="broken.png"):
+        entry = decode_once([*paths, str(broken)], 64, tmp_path / "cache")
     assert "decoded once for every trial" in capsys.readouterr().out
     images, ok, row_of = entry.open()
     assert images.shape == (len(paths) + 1, 3, 64, 64) and images.dtype == np.uint8
