@@ -28,10 +28,10 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 
 from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, resolve_model_name
-from aigid.data.datasets import UnreadableImage, UnreadableImageWarning, collate_indexed, load_rgb
+from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 
 CACHE_VERSION = 1
@@ -95,6 +95,10 @@ class FeatureRequest:
 
     def image_rng(self, path: str) -> np.random.Generator:
         return np.random.default_rng([self.seed, self.view, zlib.crc32(path.encode())])
+
+    def view_of(self, image, path: str) -> torch.Tensor:
+        """The image as this view set sees it (its augmentation drawn from `image_rng(path)`)."""
+        return self.transform(image, self.image_rng(path))
 
     def describe(self) -> dict:
         return {"version": CACHE_VERSION, "model": resolve_model_name(self.backbone, self.pretrained),
@@ -176,30 +180,13 @@ class FeatureCache:
             partial.unlink(missing_ok=True)
 
 
-class _ViewDataset(Dataset):
-    def __init__(self, request: FeatureRequest):
-        self.request = request
-
-    def __len__(self) -> int:
-        return len(self.request.paths)
-
-    def __getitem__(self, i: int):
-        path = self.request.paths[i]
-        try:
-            image = load_rgb(path)
-        except UnreadableImage as error:
-            warnings.warn(f"skipping {error}", UnreadableImageWarning, stacklevel=2)
-            return i, None
-        return i, self.request.transform(image, self.request.image_rng(path))
-
-
 @torch.no_grad()
 def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="cpu", batch_size: int = 64,
                   num_workers: int = 0, log: Callable[[str], None] | None = None, log_every: int = 10) -> FeatureTable:
     """Run the frozen `visual` over one view set (no cache involved)."""
     visual.eval()
     n = len(request.paths)
-    loader = DataLoader(_ViewDataset(request), batch_size=batch_size, num_workers=num_workers,
+    loader = DataLoader(IndexedImages(request.paths, request.view_of), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate_indexed, pin_memory=torch.device(device).type == "cuda")
     arrays: dict[str, np.ndarray] = {}
     ok = np.zeros(n, dtype=bool)

@@ -7,6 +7,7 @@ import torch
 
 import aigid.features as features
 from aigid.data.synthetic import make_synthetic
+from aigid.data.datasets import load_rgb
 from aigid.data.layouts import scan
 from aigid.data.transforms import test_transform as centre_crop
 from aigid.features import FeatureCache, FeatureRequest, FixedView, extract
@@ -34,7 +35,7 @@ def test_tables_hold_float16_outputs_equal_to_a_direct_forward(paths, tmp_path):
     assert table.features["patch_tokens"].shape == (len(paths), 49, 64)  # 224/32 = 7 × 7 patches, width 64
     assert all(a.dtype == np.float16 for a in table.features.values())
     visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
-    images = torch.stack([centre_crop(224)(features.load_rgb(p)) for p in table.paths])
+    images = torch.stack([centre_crop(224)(load_rgb(p)) for p in table.paths])
     with torch.no_grad():
         expected = features.OUTPUTS["block_cls_ln2"](visual, images)
     assert torch.allclose(torch.from_numpy(table.features["block_cls_ln2"]).float(), expected, atol=2e-3)
@@ -98,7 +99,7 @@ def test_unknown_outputs_and_paths_are_clear_errors(paths):
 
 def test_patch_tokens_are_the_final_layernorm_output_clip_pools_from(paths):
     visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
-    images = torch.stack([centre_crop(224)(features.load_rgb(p)) for p in paths[:2]])
+    images = torch.stack([centre_crop(224)(load_rgb(p)) for p in paths[:2]])
     seen = []
     hook = visual.ln_post.register_forward_hook(lambda _m, _i, out: seen.append(out))
     with torch.no_grad():

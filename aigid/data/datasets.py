@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Callable
 
 import numpy as np
 import torch
@@ -98,6 +99,25 @@ def collate_skip_bad(batch) -> tuple[torch.Tensor, torch.Tensor, int]:
     images = torch.stack([image for image, _ in good])
     labels = torch.tensor([label for _, label in good], dtype=torch.float32)
     return images, labels, skipped
+
+
+class IndexedImages(Dataset):
+    """paths[i] -> (i, view(image, path)), or (i, None) for an unreadable file (warned), so a reader
+    (the feature cache, the decoded test images) can write each result to its own row."""
+
+    def __init__(self, paths, view: Callable[[Image.Image, str], torch.Tensor]):
+        self.paths, self.view = paths, view
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            image = load_rgb(self.paths[i])
+        except UnreadableImage as error:
+            warnings.warn(f"skipping {error}", UnreadableImageWarning, stacklevel=2)
+            return i, None
+        return i, self.view(image, self.paths[i])
 
 
 def collate_indexed(batch) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -14,19 +14,17 @@ import os
 import secrets
 import shutil
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torchvision.transforms import functional as F
+from torch.utils.data import DataLoader
 
-from aigid.data.datasets import UnreadableImage, UnreadableImageWarning, collate_indexed, load_rgb
+from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
-from aigid.data.transforms import tile_to_size
+from aigid.data.transforms import centre_crop_pixels
 
 VERSION = 1
 IMAGES, OK = "images.npy", "ok.npy"
@@ -50,21 +48,14 @@ class DecodedImages:
         return images, np.load(Path(self.root) / OK), {p: i for i, p in enumerate(self.paths)}
 
 
-class _Crops(Dataset):
-    def __init__(self, paths, crop: int):
-        self.paths, self.crop = paths, crop
+class _Pixels:
+    """(image, path) -> the uint8 test view of the image (picklable for DataLoader workers)."""
 
-    def __len__(self) -> int:
-        return len(self.paths)
+    def __init__(self, crop: int):
+        self.transform = centre_crop_pixels(crop)
 
-    def __getitem__(self, i: int):
-        try:
-            image = load_rgb(self.paths[i])
-        except UnreadableImage as error:
-            warnings.warn(f"skipping {error}", UnreadableImageWarning, stacklevel=2)
-            return i, None
-        crop = F.center_crop(tile_to_size(image, self.crop), [self.crop, self.crop])  # as test_transform
-        return i, torch.from_numpy(np.asarray(crop).transpose(2, 0, 1).copy())
+    def __call__(self, image, path: str) -> torch.Tensor:
+        return self.transform(image)
 
 
 def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size: int = 64,
@@ -83,7 +74,7 @@ def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size
     try:
         images = np.lib.format.open_memmap(partial / IMAGES, mode="w+", dtype=np.uint8, shape=(len(paths), 3, crop, crop))
         ok = np.zeros(len(paths), dtype=bool)
-        loader = DataLoader(_Crops(paths, crop), batch_size=batch_size, num_workers=num_workers,
+        loader = DataLoader(IndexedImages(paths, _Pixels(crop)), batch_size=batch_size, num_workers=num_workers,
                             collate_fn=collate_indexed)
         start = time.perf_counter()
         for rows, batch in loader:

@@ -62,5 +62,11 @@ def train_transform(crop=224, *, flip=True, rotate=True, mean=CLIP_MEAN, std=CLI
     return T.Compose([*steps, T.ToTensor(), T.Normalize(mean, std)])
 
 
+def centre_crop_pixels(crop=224) -> T.Compose:
+    """The test view as uint8 (3, crop, crop): tiled if small, centre-cropped, not yet scaled."""
+    return T.Compose([TileToSize(crop), T.CenterCrop(crop), T.PILToTensor()])
+
+
 def test_transform(crop=224, *, mean=CLIP_MEAN, std=CLIP_STD) -> T.Compose:
-    return T.Compose([TileToSize(crop), T.CenterCrop(crop), T.ToTensor(), T.Normalize(mean, std)])
+    """centre_crop_pixels, scaled to [0, 1] (as ToTensor) and normalised."""
+    return T.Compose([*centre_crop_pixels(crop).transforms, T.ConvertImageDtype(torch.float32), T.Normalize(mean, std)])
