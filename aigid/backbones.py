@@ -20,6 +20,8 @@ from open_clip.factory import load_state_dict
 from open_clip.model import _build_vision_tower  # private, stable since open_clip 2.0: the image tower alone
 from open_clip.transformer import VisionTransformer
 
+from aigid.errors import UserError
+
 PAPER_BACKBONES = ("RN50", "RN101", "ViT-L-14", "ViT-B-32", "ViT-B-16")
 TINY_BACKBONES = ("aigid-tiny-rn", "aigid-tiny-vit")
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -31,7 +33,7 @@ _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 _LIST_MODELS = '`python -c "import open_clip; print(open_clip.list_models())"`'
 
 
-class BackboneError(ValueError):
+class BackboneError(UserError):
     """A backbone name or weights source that cannot be used; the message says what to pass instead."""
 
 

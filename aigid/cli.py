@@ -1,9 +1,10 @@
-"""The `aigid` command: dataset checks and single runs without Ray."""
+"""The `aigid` command: dataset checks, single runs without Ray, and the config fields of each method."""
 from __future__ import annotations
 
 import argparse
 import sys
 
+from aigid.config_cli import add_config_command
 from aigid.data.cli import add_data_commands
 from aigid.train_cli import add_train_commands
 
@@ -13,6 +14,7 @@ def main(argv=None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     add_data_commands(commands)
     add_train_commands(commands)
+    add_config_command(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 

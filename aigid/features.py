@@ -242,3 +242,26 @@ def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu",
         if cache:
             cache.store(request, keys[i], tables[i])
     return tables, {"computed": len(requests) - cached, "cached": cached}
+
+
+def shared_features(feature_requests: Callable) -> Callable:
+    """A MethodSpec `prepare` for heads trained on frozen features (RINE, GenDet, UnivFD):
+    `feature_requests(configs, index)` names the view sets the grid reads; they are read from
+    `context.cache_dir` or computed once, and every trial gets {"features": {view name: table}}."""
+
+    def prepare(index, configs, context) -> dict:
+        requests = feature_requests(configs, index)
+        on_gpu = torch.device(context.device).type == "cuda"
+        context.log(f"[aigid] feature pass: {len(requests)} view set(s) for {len(configs)} trial(s) on "
+                    f"{context.device}, cache {context.cache_dir}")
+        tables, stats = extract(list(requests.values()), context.cache_dir, device=context.device,
+                                batch_size=128 if on_gpu else 32, num_workers=context.num_workers, log=context.log)
+        if stats["computed"]:
+            context.log(f"[aigid] features computed once for {len(configs)} trial(s): {stats['computed']} view set(s) "
+                        f"computed, {stats['cached']} read from the cache")
+        else:
+            context.log(f"[aigid] feature cache hit: all {stats['cached']} view set(s) read from {context.cache_dir}; "
+                        f"no backbone pass for {len(configs)} trial(s)")
+        return {"features": dict(zip(requests, tables))}
+
+    return prepare

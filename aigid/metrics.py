@@ -47,6 +47,27 @@ def binary_metrics(scores, labels, threshold: float = 0.5) -> dict[str, float]:
     }
 
 
+MEAN = "mean"  # the subset name of the papers' averages over test subsets
+
+
+def subset_key(subset: str, metric: str, prefix: str = "test") -> str:
+    """The flat metric name of one subset's metric: `test/<subset>/<metric>` (`test/mean/acc` for Avg. ACC)."""
+    return f"{prefix}/{subset}/{metric}"
+
+
+def split_subset_key(key: str) -> tuple[str, str, str] | None:
+    """(prefix, subset, metric) of a `subset_key`, or None for any other metric name."""
+    parts = key.split("/")
+    return (parts[0], parts[1], parts[2]) if len(parts) == 3 else None
+
+
+def subsets_in(keys, metric: str = "acc", prefix: str = "test") -> list[str]:
+    """The test subsets (not the mean) that `keys` hold `metric` for, sorted."""
+    found = {split[1] for split in map(split_subset_key, keys)
+             if split and split[0] == prefix and split[2] == metric and split[1] != MEAN}
+    return sorted(found)
+
+
 def per_subset_summary(per_subset: dict[str, dict[str, float]], prefix: str = "test") -> dict[str, float]:
     """Flatten per-subset metrics to `test/<subset>/<metric>` and add the papers' averages.
 
@@ -56,11 +77,11 @@ def per_subset_summary(per_subset: dict[str, dict[str, float]], prefix: str = "t
     flat: dict[str, float] = {}
     for subset, metrics in sorted(per_subset.items()):
         for key, value in metrics.items():
-            flat[f"{prefix}/{subset}/{key}"] = value
+            flat[subset_key(subset, key, prefix)] = value
     for key in ("acc", "ap", "real_acc", "fake_acc"):
         values = [m[key] for m in per_subset.values() if key in m and not np.isnan(m[key])]
         if values:
-            flat[f"{prefix}/mean/{key}"] = float(np.mean(values))
+            flat[subset_key(MEAN, key, prefix)] = float(np.mean(values))
     return flat
 
 

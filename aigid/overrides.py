@@ -4,6 +4,8 @@ from __future__ import annotations
 import ast
 from typing import Sequence
 
+from aigid.errors import ConfigError
+
 
 def parse_overrides(items: Sequence[str]) -> dict:
     """KEY=VALUE pairs; values are Python literals when they parse as one (1e-5, (0.2, 0.4), None)."""
@@ -11,7 +13,7 @@ def parse_overrides(items: Sequence[str]) -> dict:
     for item in items:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
-            raise ValueError(f"--set takes KEY=VALUE, got {item!r}")
+            raise ConfigError(f"--set takes KEY=VALUE, got {item!r}")
         try:
             overrides[key.strip()] = ast.literal_eval(raw)
         except (ValueError, SyntaxError):

@@ -1,8 +1,4 @@
-"""Paper-style tables and figures from sweep results, independent of Ray.
-
-A trial is a dict: {"config": flat config, "final": last reported metrics,
-"epochs": [metrics at each epoch end], "status": "TERMINATED" | "ERROR", "error": str}.
-"""
+"""Paper-style tables and figures from sweep results (`aigid.trials.Trial` records), independent of Ray."""
 from __future__ import annotations
 
 from typing import Callable, Sequence
@@ -10,17 +6,12 @@ from typing import Callable, Sequence
 import numpy as np
 
 from aigid.metrics import mean_std
+from aigid.trials import Trial, finished, label, where
 
 
-def last_epochs(trial: dict, key: str, k: int | None = None) -> list[float]:
-    """`key` at the final k epoch ends (k = the trial's `stability_epochs`, the paper's five)."""
-    k = k or int(trial["config"].get("stability_epochs", 5))
-    return [e[key] for e in trial["epochs"][-k:] if key in e]
-
-
-def pooled(trials: Sequence[dict], key: str) -> tuple[float, float]:
+def pooled(trials: Sequence[Trial], key: str) -> tuple[float, float]:
     """Mean ± std of `key` over the last epochs of every trial given (seeds pooled)."""
-    return mean_std([v for t in trials for v in last_epochs(t, key)])
+    return mean_std([v for t in trials for v in t.last_epochs(key)])
 
 
 def pct(mean_and_std: tuple[float, float]) -> str:
@@ -28,44 +19,32 @@ def pct(mean_and_std: tuple[float, float]) -> str:
     return "—" if np.isnan(mean) else f"{100 * mean:.1f} (±{100 * std:.1f})"
 
 
-def label(value) -> str:
-    if isinstance(value, (tuple, list)):
-        return "(" + ", ".join(label(v) for v in value) + ")"
-    return f"{value:g}" if isinstance(value, float) else str(value)
-
-
-def _key(value):
-    return tuple(value) if isinstance(value, list) else value
-
-
 def grid_table(
-    trials: Sequence[dict],
+    trials: Sequence[Trial],
     row_axis: str,
     col_axis: str,
-    cell: Callable[[list[dict]], str],
+    cell: Callable[[list[Trial]], str],
     *,
     rows: Sequence | None = None,
     cols: Sequence | None = None,
     title: str = "",
 ) -> str:
     """A rows × columns text table; each cell formats the finished trials of that grid point."""
-    rows = list(rows) if rows is not None else sorted({_key(t["config"][row_axis]) for t in trials})
-    cols = list(cols) if cols is not None else sorted({_key(t["config"][col_axis]) for t in trials})
-    finished = [t for t in trials if t["status"] == "TERMINATED" and t["epochs"]]
+    rows = list(rows) if rows is not None else _values(trials, row_axis)
+    cols = list(cols) if cols is not None else _values(trials, col_axis)
     body = []
     for r in rows:
         line = [label(r)]
         for c in cols:
-            here = [t for t in finished if _key(t["config"][row_axis]) == _key(r) and _key(t["config"][col_axis]) == _key(c)]
-            line.append(cell(here) if here else "failed" if _has_failed(trials, row_axis, r, col_axis, c) else "—")
+            point = where(trials, **{row_axis: r, col_axis: c})
+            line.append(cell(finished(point)) if finished(point) else "failed" if point else "—")
         body.append(line)
     header = [f"{row_axis} \\ {col_axis}"] + [label(c) for c in cols]
     return render([header] + body, title=title)
 
 
-def _has_failed(trials, row_axis, r, col_axis, c) -> bool:
-    return any(t["status"] != "TERMINATED" and _key(t["config"][row_axis]) == _key(r)
-               and _key(t["config"][col_axis]) == _key(c) for t in trials)
+def _values(trials: Sequence[Trial], axis: str) -> list:
+    return sorted({tuple(v) if isinstance(v, list) else v for v in (t.config[axis] for t in trials)})
 
 
 def render(rows: Sequence[Sequence[str]], *, title: str = "") -> str:
@@ -79,10 +58,9 @@ def render(rows: Sequence[Sequence[str]], *, title: str = "") -> str:
     return "\n".join(lines)
 
 
-def failures(trials: Sequence[dict]) -> str:
+def failures(trials: Sequence[Trial]) -> str:
     """One line per failed trial with its reason, or '' when every trial finished."""
-    failed = [t for t in trials if t["status"] != "TERMINATED"]
-    return "\n".join(f"FAILED {t['name']}: {t['error']}" for t in failed)
+    return "\n".join(f"FAILED {t.name}: {t.error}" for t in trials if not t.finished)
 
 
 def heatmap_figure(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str):
@@ -108,17 +86,15 @@ def heatmap_figure(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Se
     return fig
 
 
-def final(trials: Sequence[dict], key: str) -> str:
+def final(trials: Sequence[Trial], key: str) -> str:
     """`key` (%) after the last epoch, mean (±std) over the trials given (seeds); 'failed' / '—' if none."""
-    values = [t["epochs"][-1][key] for t in trials
-              if t["status"] == "TERMINATED" and t["epochs"] and key in t["epochs"][-1]]
+    values = [t.last(key) for t in finished(trials) if key in t.history[-1]]
     if values:
         return pct(mean_std(values))
-    return "failed" if any(t["status"] != "TERMINATED" for t in trials) else "—"
+    return "failed" if any(not t.finished for t in trials) else "—"
 
 
-def rows_table(trials: Sequence[dict], axis: str, values: Sequence, columns: dict, *, title: str) -> str:
+def rows_table(trials: Sequence[Trial], axis: str, values: Sequence, columns: dict, *, title: str) -> str:
     """One row per value of `axis`; `columns` maps a header to a function (value, trials of the row) -> cell."""
-    body = [[str(v)] + [cell(v, [t for t in trials if t["config"].get(axis) == v]) for cell in columns.values()]
-            for v in values]
+    body = [[str(v)] + [cell(v, where(trials, **{axis: v})) for cell in columns.values()] for v in values]
     return render([[axis, *columns]] + body, title=title)

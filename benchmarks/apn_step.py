@@ -26,7 +26,7 @@ PRESETS = {"offline": OFFLINE_OVERRIDES, "paper": {}}
 
 def images_per_second(trainer: APNTrainer, batch: int, steps: int) -> float:
     """Median over `steps` timed steps (after one warm-up) of batch / step time."""
-    crop = trainer.setup.crop
+    crop = trainer.config.crop
     generator = torch.Generator().manual_seed(0)
     images = torch.randn(batch, 3, crop, crop, generator=generator).to(trainer.device)
     labels = torch.randint(0, 2, (batch,), generator=generator).float().to(trainer.device)

@@ -5,10 +5,11 @@ features split in halves); frequency branch only; spatial branch only; without p
 (a ResNet-50 on the spectra); without decomposition (a fixed channel split); full APN.
 A cell is the Avg. ACC after the last epoch.
 """
+from aigid.methods import APN
 from aigid.methods.apn import ABLATIONS
 from aigid.report import final, rows_table
-from trainables.apn import APN
-from trainables.launcher import Sweep, main
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 LINES = list(ABLATIONS)  # Table 4(a) lines 1-7, in order
 
@@ -26,13 +27,7 @@ def table(trials):
                       title="APN Table 4(a) — Avg. ACC (%) over all GenImage test subsets per module ablation")
 
 
-SWEEP = Sweep(
-    name="apn_ablation",
-    method=APN,
-    grid={"ablation": LINES},
-    table=table,
-    doc=__doc__,
-)
+SWEEP = Sweep(name="apn_ablation", method=APN, plan=grid(ablation=LINES), table=table, doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

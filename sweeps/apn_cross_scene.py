@@ -5,18 +5,14 @@ GenImage val images (ImageNet) and on the same generator in DiffusionForensics' 
 scene (§4.1.3). With --data (GenImage) pass the DF root with `--test-data PATH`.
 Offline, DF is the synthetic stand-in written beside the synthetic GenImage one.
 """
+from aigid.methods import APN
+from aigid.methods.apn.config import SYNTHETIC_TEST_ROOT
 from aigid.report import final, rows_table
-from trainables.apn import APN
-from trainables.launcher import Sweep, main
+from trainables.launcher import main
+from trainables.sweep import Offline, Option, Sweep, grid
 
 TRAIN_SUBSETS = ["sdv14", "adm", "midjourney"]  # Table 3 column groups
 PAPER = {"sdv14": (99.9, 100.0), "adm": (99.9, 99.2), "midjourney": (99.1, 99.2)}  # APN, ImageNet / LSUN
-
-
-def require_test_root(grid, index, base):
-    if base.get("test_root") is None:
-        raise ValueError("the cross-scene sweep tests on DiffusionForensics: pass --test-data <DiffusionForensics root>")
-    return grid, ""
 
 
 def table(trials):
@@ -30,10 +26,10 @@ def table(trials):
 SWEEP = Sweep(
     name="apn_cross_scene",
     method=APN,
-    grid={"train_subset": TRAIN_SUBSETS},
-    paper={"test_in_domain_only": True},
-    offline={"test_in_domain_only": True, "test_root": "synthetic"},
-    prune=require_test_root,
+    plan=grid(train_subset=TRAIN_SUBSETS),
+    fixed={"test_in_domain_only": True, "test_root": Offline(None, SYNTHETIC_TEST_ROOT)},
+    options=(Option("--test-data", "test_root", "the DiffusionForensics root tested across scenes (LSUN-Bedroom)",
+                    path=True, required_with_data=True),),
     table=table,
     doc=__doc__,
 )

@@ -5,9 +5,10 @@ DF (train ADM, test every LSUN-Bedroom generator): the dataset's layout picks th
 training subset and epochs (§4.1.3, §4.2). A cell is the Avg. ACC over the test subsets
 after the last epoch (mean ± std over seeds with --seeds).
 """
+from aigid.methods import APN
 from aigid.report import final, rows_table
-from trainables.apn import APN
-from trainables.launcher import Sweep, main
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 PROPOSALS = [1, 5, 10, 15, 20, 25]  # Table 4(b) rows
 PAPER = {1: (72.9, 89.0), 5: (72.6, 98.7), 10: (75.2, 98.7), 15: (80.4, 98.2), 20: (77.3, 98.6), 25: (76.5, 98.6)}
@@ -20,13 +21,7 @@ def table(trials):
         title="APN Table 4(b) — Avg. ACC (%) over all test subsets by number of proposals K")
 
 
-SWEEP = Sweep(
-    name="apn_proposals",
-    method=APN,
-    grid={"num_proposals": PROPOSALS},
-    table=table,
-    doc=__doc__,
-)
+SWEEP = Sweep(name="apn_proposals", method=APN, plan=grid(num_proposals=PROPOSALS), table=table, doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

@@ -6,10 +6,11 @@ images too (eq. 1 + 2), no augmenter; full: GenDet (with the adversarial feature
 UniversalFakeDetect (train ProGAN, test all) by default, GenImage (train SD v1.4) with --data
 on it. A row is Avg. ACC (at 0.5) and mAP (%) over the test subsets after the last epoch.
 """
+from aigid.methods import GENDET
 from aigid.methods.gendet import VARIANTS
 from aigid.report import final, rows_table
-from trainables.gendet import GENDET
-from trainables.launcher import Sweep, main
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 # Tables 2 and 1, "Total" column: the paper's Avg. ACC and mAP on UniversalFakeDetect
 PAPER = {"teacher": (87.95, 93.40), "ts_real": (92.41, 93.76), "ts_fake": (93.15, 94.27), "full": (94.42, 95.64)}
@@ -26,13 +27,7 @@ def table(trials):
         title="GenDet Tables 1-2 — Avg. ACC and mAP (%) over all test subsets per variant")
 
 
-SWEEP = Sweep(
-    name="gendet_ablation",
-    method=GENDET,
-    grid={"variant": list(VARIANTS)},
-    table=table,
-    doc=__doc__,
-)
+SWEEP = Sweep(name="gendet_ablation", method=GENDET, plan=grid(variant=list(VARIANTS)), table=table, doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

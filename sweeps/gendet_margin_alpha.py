@@ -5,9 +5,11 @@ eight) with --data on it: the dataset's layout picks the paper's training subset
 rates (§4.1). The frozen CLIP pass runs once for the grid. A cell is Avg. ACC / mAP (%) over
 the test subsets after the classifier's last epoch (mean ± std over seeds with --seeds). ACC is at threshold 0.5 on both datasets.
 """
+from aigid.methods import GENDET
 from aigid.report import final, grid_table, label, render
-from trainables.gendet import GENDET
-from trainables.launcher import Sweep, main
+from aigid.trials import finished
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 MARGINS = [1.0, 2.0, 4.0]  # Table 5 (M)
 ALPHAS = [0.01, 0.1, 1.0]  # Table 5 (α)
@@ -30,20 +32,14 @@ def table(trials):
 
 def off_grid(trials):
     """Trials whose (M, α) is not a cell of the grid (--search optuna samples the ranges), best first."""
-    done = [t for t in trials if t["status"] == "TERMINATED" and t["epochs"]
-            and (t["config"]["margin"] not in MARGINS or t["config"]["alpha"] not in ALPHAS)]
-    done.sort(key=lambda t: -t["epochs"][-1].get("test/mean/acc", 0.0))
-    rows = [[f"{t['config']['margin']:.3g}", f"{t['config']['alpha']:.3g}", cell([t])] for t in done]
+    done = [t for t in finished(trials) if t.config["margin"] not in MARGINS or t.config["alpha"] not in ALPHAS]
+    done.sort(key=lambda t: -t.last("test/mean/acc"))
+    rows = [[f"{t.config['margin']:.3g}", f"{t.config['alpha']:.3g}", cell([t])] for t in done]
     return render([["margin", "alpha", "Avg. ACC / mAP (%)"], *rows], title="trials off the grid") if rows else ""
 
 
-SWEEP = Sweep(
-    name="gendet_margin_alpha",
-    method=GENDET,
-    grid={"margin": MARGINS, "alpha": ALPHAS},
-    table=table,
-    doc=__doc__,
-)
+SWEEP = Sweep(name="gendet_margin_alpha", method=GENDET, plan=grid(margin=MARGINS, alpha=ALPHAS), table=table,
+              doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

@@ -8,21 +8,22 @@ import os
 import numpy as np
 
 from aigid.data.layouts import SUBSET_IDS
-from aigid.report import heatmap_figure, last_epochs, render
-from trainables.launcher import Sweep, main
-from trainables.lol import LOL
+from aigid.methods import LOL
+from aigid.metrics import subset_key
+from aigid.report import heatmap_figure, render
+from aigid.trials import finished, test_sets, where
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 
 def accuracy_matrix(trials):
     """Rows: train subset; columns: test subsets; mean ACC of the last epochs (NaN if it failed)."""
-    tests = sorted({k.split("/")[1] for t in trials for k in t["final"] if k.startswith("test/") and k.endswith("/acc")}
-                   - {"mean"})
-    rows = [s for s in SUBSET_IDS if any(t["config"]["train_subset"] == s for t in trials)]
+    tests = test_sets(trials)
+    rows = [s for s in SUBSET_IDS if where(trials, train_subset=s)]
     matrix = np.full((len(rows), len(tests)), np.nan)
     for i, train in enumerate(rows):
         for j, test in enumerate(tests):
-            values = [v for t in trials if t["config"]["train_subset"] == train and t["status"] == "TERMINATED"
-                      for v in last_epochs(t, f"test/{test}/acc")]
+            values = [v for t in finished(where(trials, train_subset=train)) for v in t.last_epochs(subset_key(test, "acc"))]
             if values:
                 matrix[i, j] = np.mean(values)
     return rows, tests, matrix
@@ -41,14 +42,8 @@ def heatmap(trials, out_dir):
     heatmap_figure(matrix, rows, tests, "LoL cross-generator ACC (%)").savefig(os.path.join(out_dir, "accuracy_matrix.png"), dpi=120)
 
 
-SWEEP = Sweep(
-    name="lol_cross_generator",
-    method=LOL,
-    grid={"train_subset": list(SUBSET_IDS)},
-    table=table,
-    artifacts=heatmap,
-    doc=__doc__,
-)
+SWEEP = Sweep(name="lol_cross_generator", method=LOL, plan=grid(train_subset=list(SUBSET_IDS)), table=table,
+              figures=heatmap, doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

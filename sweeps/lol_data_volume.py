@@ -6,23 +6,26 @@ subsets, mean ± std over the final five epochs. Volumes that the training data 
 hold are dropped, and the run says which.
 """
 from aigid.data.subsets import fitting_volumes
+from aigid.errors import UserError
+from aigid.methods import LOL
 from aigid.methods.lol import LoLConfig, select_training_samples
 from aigid.report import grid_table, pct, pooled
-from trainables.launcher import Sweep, main
-from trainables.lol import LOL
+from trainables.launcher import main
+from trainables.sweep import Offline, Sweep, grid
 
 VOLUMES = [400, 800, 1600, 3200, 6400, 12800, 25600, 64000, 160000, 323994]  # Table 2 rows
 BACKBONES = ["RN50", "RN101", "ViT-L-14"]  # Table 2 columns
 
 
-def keep_fitting_volumes(grid, index, base):
-    """Drop the volumes larger than the training subset (all of it is what the largest uses)."""
-    config = LoLConfig.from_flat({**base, "train_volume": None})
-    kept, dropped = fitting_volumes(grid["train_volume"], select_training_samples(index, config))
+def keep_fitting_volumes(points, index):
+    """Drop the points whose volume is larger than the training subset (all of it is what the largest uses)."""
+    config = LoLConfig.from_flat({**points[0], "train_volume": None})
+    volumes = sorted({p["train_volume"] for p in points})
+    kept, dropped = fitting_volumes(volumes, select_training_samples(index, config))
     if not kept:
-        raise ValueError(f"no volume of {grid['train_volume']} fits the training subset '{config.train_subset}'")
+        raise UserError(f"no volume of {volumes} fits the training subset '{config.train_subset}'")
     note = f"dropped volumes {dropped}: the training subset is smaller" if dropped else ""
-    return {**grid, "train_volume": kept}, note
+    return [p for p in points if p["train_volume"] in kept], note
 
 
 def table(trials):
@@ -36,8 +39,8 @@ def table(trials):
 SWEEP = Sweep(
     name="lol_data_volume",
     method=LOL,
-    grid={"train_volume": VOLUMES, "backbone": BACKBONES},
-    offline_grid={"train_volume": [12, 24, 48], "backbone": ["aigid-tiny-rn", "aigid-tiny-vit"]},
+    plan=grid(train_volume=Offline(VOLUMES, [12, 24, 48]),
+              backbone=Offline(BACKBONES, ["aigid-tiny-rn", "aigid-tiny-vit"])),
     prune=keep_fitting_volumes,
     table=table,
     doc=__doc__,

@@ -3,9 +3,10 @@
 Trains on GenImage SD v1.4 (§4.5) and tests on all eight GenImage subsets; each cell is the
 average accuracy over the test subsets, mean ± std over the final five epochs (§4.3).
 """
+from aigid.methods import LOL
 from aigid.report import grid_table, pct, pooled
-from trainables.launcher import Sweep, main
-from trainables.lol import LOL
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 MASK_RATIOS = [(0.0, 0.2), (0.2, 0.4), (0.4, 0.6), (0.6, 0.8), (0.8, 1.0)]  # Table 3 rows
 ASPECT_RATIOS = [(1.0, 1.0), (0.5, 2.0), (0.33, 3.0)]  # Table 3 columns
@@ -17,13 +18,8 @@ def table(trials):
                       title="LoL Table 3 — Avg. ACC (%) over all test subsets, mean (±std) of the last epochs")
 
 
-SWEEP = Sweep(
-    name="lol_mask_grid",
-    method=LOL,
-    grid={"mask_ratio": MASK_RATIOS, "aspect_ratio": ASPECT_RATIOS},
-    table=table,
-    doc=__doc__,
-)
+SWEEP = Sweep(name="lol_mask_grid", method=LOL, plan=grid(mask_ratio=MASK_RATIOS, aspect_ratio=ASPECT_RATIOS),
+              table=table, doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

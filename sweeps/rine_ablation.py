@@ -8,9 +8,12 @@ over all test sets and over the non-GAN ones (every test set outside Table 2's s
 """
 import numpy as np
 
+from aigid.methods import RINE
+from aigid.metrics import MEAN, split_subset_key
 from aigid.report import render
-from trainables.launcher import Sweep, main
-from trainables.rine import RINE
+from aigid.trials import finished, where
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 SETTINGS = [1, 2, 4]  # Table 4 columns
 ABLATED = ["contrastive", "tie", "intermediate", None]  # Table 4 rows: w/o contr. loss, w/o TIE, w/o intermediate, full
@@ -19,20 +22,22 @@ ROW_NAMES = {"contrastive": "w/o contr. loss", "tie": "w/o TIE", "intermediate":
 
 
 def average(trial, metric, keep):
-    values = [v for k, v in trial["final"].items() if k.startswith("test/") and k.endswith(f"/{metric}")
-              and k.split("/")[1] != "mean" and keep(k.split("/")[1])]
+    """`metric` averaged over the test sets that `keep` admits (the mean over all of them excluded)."""
+    keys = {k: split_subset_key(k) for k in trial.final}
+    values = [v for k, v in trial.final.items() if keys[k] and keys[k][0] == "test" and keys[k][2] == metric
+              and keys[k][1] != MEAN and keep(keys[k][1])]
     return float(np.mean(values)) if values else float("nan")
 
 
 def table(trials):
-    done = [t for t in trials if t["status"] == "TERMINATED" and t["final"]]
+    done = finished(trials)
     blocks = []
     for title, keep in (("all generators", lambda s: True), ("non-GAN generators", lambda s: s not in GANS)):
         rows = [["", *[f"{c}-class {m}" for c in SETTINGS for m in ("ACC", "AP")], "AVG ACC", "AVG AP"]]
         for ablated in ABLATED:
             cells = []
             for classes in SETTINGS:
-                here = [t for t in done if t["config"].get("without") == ablated and t["config"]["classes"] == classes]
+                here = where(done, without=ablated, classes=classes)
                 cells += [np.mean([average(t, m, keep) for t in here]) if here else float("nan") for m in ("acc", "ap")]
             means = [np.nanmean(cells[0::2]) if not np.all(np.isnan(cells[0::2])) else float("nan"),
                      np.nanmean(cells[1::2]) if not np.all(np.isnan(cells[1::2])) else float("nan")]
@@ -41,15 +46,8 @@ def table(trials):
     return "RINE Table 4 — ablations, average ACC / AP (%)\n" + "\n\n".join(blocks)
 
 
-SWEEP = Sweep(
-    name="rine_ablation",
-    method=RINE,
-    grid={"classes": SETTINGS, "without": ABLATED},
-    paper={"paper_config": 1},
-    offline={"paper_config": 1},
-    table=table,
-    doc=__doc__,
-)
+SWEEP = Sweep(name="rine_ablation", method=RINE, plan=grid(classes=SETTINGS, without=ABLATED),
+              fixed={"paper_config": 1}, table=table, doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

@@ -7,12 +7,14 @@ config per setting is max ACC + AP (§4.4) on the held-out val split by default,
 the test sets as the paper does with --set select_on=test; the table says which.
 """
 import os
-import sys
 
+from aigid.methods import RINE
 from aigid.methods.rine import CLASS_SETTINGS
+from aigid.metrics import subset_key
 from aigid.report import render
-from trainables.launcher import Sweep, main
-from trainables.rine import RINE
+from aigid.trials import finished, test_sets
+from trainables.launcher import main
+from trainables.sweep import Offline, Sweep, Variant, grid
 
 QS = [1, 2, 4]  # §4.2
 PROJ_DIMS = [128, 256, 512, 1024]  # §4.2 (d')
@@ -25,18 +27,9 @@ PAPER_TESTS = ["progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan
                "glide_100_27", "glide_50_27", "glide_100_10", "dalle"]
 
 
-def finished(trials):
-    return [t for t in trials if t["status"] == "TERMINATED" and t["final"]]
-
-
-def test_sets(trials):
-    found = {k.split("/")[1] for t in trials for k in t["final"] if k.startswith("test/") and k.endswith("/acc")} - {"mean"}
-    return [s for s in PAPER_TESTS if s in found] + sorted(found - set(PAPER_TESTS))
-
-
 def selection_score(trial):
     """ACC + AP (§4.4) on the split the trial's config names."""
-    final, where = trial["final"], trial["config"].get("select_on", "val")
+    final, where = trial.final, trial.config.get("select_on", "val")
     keys = ("val/acc", "val/ap") if where == "val" else ("test/mean/acc", "test/mean/ap")
     return final.get(keys[0], float("nan")) + final.get(keys[1], float("nan"))
 
@@ -45,7 +38,7 @@ def best_per_setting(trials):
     """{(backbone, classes): the finished trial with the highest selection score}."""
     best = {}
     for trial in finished(trials):
-        setting = (trial["config"]["backbone"], trial["config"].get("classes", 4))
+        setting = (trial.config["backbone"], trial.config.get("classes", 4))
         if setting not in best or selection_score(trial) > selection_score(best[setting]):
             best[setting] = trial
     return dict(sorted(best.items(), key=lambda item: (item[0][0], item[0][1])))
@@ -55,17 +48,17 @@ def table(trials):
     best = best_per_setting(trials)
     if not best:
         return "RINE grid: no trial finished"
-    where = {t["config"].get("select_on", "val") for t in best.values()}
+    where = {t.config.get("select_on", "val") for t in best.values()}
     how = ("the held-out val split (val/acc + val/ap)" if where == {"val"}
            else "the test sets (test/mean/acc + ap), the paper's way (§4.4)")
-    tests = test_sets(trials)
+    tests = test_sets(trials, PAPER_TESTS)
     rows = [["backbone", "# cl.", "q", "d'", "ξ", "metric"] + tests + ["AVG"]]
     for (backbone, classes), trial in best.items():
-        config, final = trial["config"], trial["final"]
+        config, final = trial.config, trial.final
         for metric in ("acc", "ap"):
-            cells = [f"{100 * final[f'test/{s}/{metric}']:.1f}" if f"test/{s}/{metric}" in final else "—" for s in tests]
+            cells = [f"{100 * final[subset_key(s, metric)]:.1f}" if subset_key(s, metric) in final else "—" for s in tests]
             rows.append([backbone, str(classes), str(config["q"]), str(config["proj_dim"]), f"{config['xi']:g}",
-                         metric.upper()] + cells + [f"{100 * final.get(f'test/mean/{metric}', float('nan')):.1f}"])
+                         metric.upper()] + cells + [f"{100 * final.get(subset_key('mean', metric), float('nan')):.1f}"])
     return render(rows, title=f"RINE Tables 2-3: best config per setting by ACC + AP, selected on {how}; "
                               f"per-test-set ACC / AP (%)")
 
@@ -78,22 +71,22 @@ def box_plots(trials, out_dir):
     import matplotlib.pyplot as plt
 
     done = finished(trials)
-    settings = sorted({t["config"].get("classes", 4) for t in done})
-    backbones = sorted({t["config"]["backbone"] for t in done})
+    settings = sorted({t.config.get("classes", 4) for t in done})
+    backbones = sorted({t.config["backbone"] for t in done})
     fig, axes = plt.subplots(2, len(settings), figsize=(4 * len(settings), 6), squeeze=False)
     for row, metric in enumerate(("acc", "ap")):
         for col, classes in enumerate(settings):
-            data = [[100 * t["final"][f"test/mean/{metric}"] for t in done
-                     if t["config"]["backbone"] == b and t["config"].get("classes", 4) == classes] for b in backbones]
+            data = [[100 * t.final[subset_key("mean", metric)] for t in done
+                     if t.config["backbone"] == b and t.config.get("classes", 4) == classes] for b in backbones]
             axes[row, col].boxplot(data, tick_labels=backbones)
             axes[row, col].set_title(f"{classes}-class: {metric.upper()} (%)")
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "fig3_backbones.png"), dpi=110)
-    pairs = sorted({(t["config"]["q"], t["config"]["proj_dim"]) for t in done})
+    pairs = sorted({(t.config["q"], t.config["proj_dim"]) for t in done})
     fig, axes = plt.subplots(len(settings), 1, figsize=(1 + 0.7 * len(pairs), 3 * len(settings)), squeeze=False)
     for row, classes in enumerate(settings):
-        data = [[100 * t["final"]["test/mean/acc"] for t in done if (t["config"]["q"], t["config"]["proj_dim"]) == p
-                 and t["config"].get("classes", 4) == classes] for p in pairs]
+        data = [[100 * t.final["test/mean/acc"] for t in done if (t.config["q"], t.config["proj_dim"]) == p
+                 and t.config.get("classes", 4) == classes] for p in pairs]
         axes[row, 0].boxplot(data, tick_labels=[f"q={q}\nd'={d}" for q, d in pairs])
         axes[row, 0].set_title(f"{classes}-class: ACC (%) per (q, d')")
     fig.tight_layout()
@@ -101,25 +94,24 @@ def box_plots(trials, out_dir):
     plt.close("all")
 
 
-SWEEP = Sweep(
-    name="rine_grid",
-    method=RINE,
-    grid={"q": QS, "proj_dim": PROJ_DIMS, "xi": XIS},
-    offline_grid={"proj_dim": TINY_PROJ_DIMS},
-    table=table,
-    artifacts=box_plots,
-    doc=__doc__,
-)
+AXES = dict(q=QS, proj_dim=Offline(PROJ_DIMS, TINY_PROJ_DIMS), xi=XIS)
 ALL_SETTINGS = Sweep(
     name="rine_grid_all",
     method=RINE,
-    grid={"backbone": BACKBONES, "classes": sorted(CLASS_SETTINGS), **SWEEP.grid},
-    offline_grid={"backbone": ["aigid-tiny-vit"], "proj_dim": TINY_PROJ_DIMS},
+    plan=grid(backbone=Offline(BACKBONES, ["aigid-tiny-vit"]), classes=sorted(CLASS_SETTINGS), **AXES),
     table=table,
-    artifacts=box_plots,
+    figures=box_plots,
     doc=__doc__,
+)
+SWEEP = Sweep(
+    name="rine_grid",
+    method=RINE,
+    plan=grid(**AXES),
+    table=table,
+    figures=box_plots,
+    doc=__doc__,
+    variants=(Variant("--all-settings", "the paper's 2 backbones × 3 class settings × 48 (288 trials)", ALL_SETTINGS),),
 )
 
 if __name__ == "__main__":
-    argv = sys.argv[1:]
-    main(ALL_SETTINGS if "--all-settings" in argv else SWEEP, [a for a in argv if a != "--all-settings"])
+    main(SWEEP)

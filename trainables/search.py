@@ -1,16 +1,20 @@
-"""How a sweep explores its axes: the paper's grid, or Optuna's TPE over the same axes; ASHA optional."""
+"""How a sweep explores its plan: exactly the validated points, or Optuna's TPE over one grid's axes;
+ASHA optional. The metric and mode are Tune's (TuneConfig), set once from the method's spec."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from ray import tune
 
+from trainables.arguments import Settings
+from trainables.trainable import encode
 
-@dataclass
-class SearchSetup:
+
+@dataclass(frozen=True)
+class Search:
     param_space: dict
     num_samples: int
-    search_alg: object | None
+    search_alg: object
     scheduler: object | None
     total: int  # trials this search will run
     params: dict  # what the MLflow parent run records about the search
@@ -28,26 +32,29 @@ def optuna_axis(values: list):
     return tune.choice([repr(tuple(v)) if isinstance(v, (tuple, list)) else v for v in values])
 
 
-def search_setup(args, grid: dict[str, list], base: dict, metric: str, max_epochs: int, n_grid_trials: int) -> SearchSetup:
+def search_for(settings: Settings, points: list[dict], axes: dict[str, list], metric: str, max_epochs: int) -> Search:
+    """Tune's search over `points` (each a full flat config), or Optuna over `axes` around the first point."""
     scheduler = None
-    if args.scheduler == "asha":
+    if settings.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        # Early stopping on the method's selection metric, at most one rung per epoch.
-        scheduler = ASHAScheduler(metric=metric, mode="max", time_attr="training_iteration", max_t=max_epochs,
-                                  grace_period=1, reduction_factor=2)
-    params = {"search": args.search, "scheduler": args.scheduler, "metric": metric}
-    if args.search == "grid":
-        first_seed = base.get("seed", 0)
-        space = {**base, **{axis: tune.grid_search(list(values)) for axis, values in grid.items()},
-                 "seed": tune.grid_search(list(range(first_seed, first_seed + args.seeds)))}
-        return SearchSetup(space, 1, None, scheduler, n_grid_trials, params)
+        # Early stopping on the method's metric (TuneConfig's), at most one rung per epoch.
+        scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs, grace_period=1,
+                                  reduction_factor=2)
+    params = {"search": settings.search, "scheduler": settings.scheduler, "metric": metric}
+    if settings.search == "grid":
+        from ray.tune.search import BasicVariantGenerator
+
+        encoded = [encode(point) for point in points]
+        searcher = BasicVariantGenerator(points_to_evaluate=encoded,
+                                         max_concurrent=settings.max_concurrent)
+        return Search({key: None for key in encoded[0]}, len(points), searcher, scheduler, len(points), params)
     from ray.tune.search import ConcurrencyLimiter
     from ray.tune.search.optuna import OptunaSearch
 
-    searcher = OptunaSearch(metric=metric, mode="max", seed=base.get("seed", 0))
-    if args.max_concurrent:
-        searcher = ConcurrencyLimiter(searcher, max_concurrent=args.max_concurrent)
-    space = {**base, **{axis: optuna_axis(values) for axis, values in grid.items()}}
-    params["num_samples"] = args.num_samples
-    return SearchSetup(space, args.num_samples, searcher, scheduler, args.num_samples, params)
+    searcher = OptunaSearch(seed=points[0].get("seed", 0))
+    if settings.max_concurrent:
+        searcher = ConcurrencyLimiter(searcher, max_concurrent=settings.max_concurrent)
+    space = {**encode(points[0]), **{axis: optuna_axis(values) for axis, values in axes.items()}}
+    params["num_samples"] = settings.num_samples
+    return Search(space, settings.num_samples, searcher, scheduler, settings.num_samples, params)

@@ -16,6 +16,8 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from ray import tune
 
+from aigid.errors import UserError
+
 DEFAULT_DB = "mlflow.db"
 # MLflow retries an unreachable server for minutes; the pre-flight probe must fail at once.
 PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
@@ -27,6 +29,10 @@ def tracking_uri(explicit: str | None) -> str:
     return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.abspath(DEFAULT_DB)}"
 
 
+class TrackingError(UserError):
+    """An MLflow tracking store that does not answer; the message names the URI and the fix."""
+
+
 def connect(uri: str) -> MlflowClient:
     """A client whose store answered a request: fail before any trial runs, naming the URI."""
     client = MlflowClient(tracking_uri=uri)
@@ -34,7 +40,7 @@ def connect(uri: str) -> MlflowClient:
         with environ(PROBE_ENV):
             client.search_experiments(max_results=1)
     except Exception as error:  # the store's own error types vary by backend
-        raise ConnectionError(
+        raise TrackingError(
             f"MLflow tracking store {uri} is not reachable ({type(error).__name__}: {error}). "
             "Start the server or pass --mlflow-uri (default: a local sqlite:///mlflow.db)."
         ) from error
@@ -100,13 +106,15 @@ def error_line(trial) -> str:
 
 def parent_run(client: MlflowClient, experiment: str, run_name: str, tags: dict, params: dict) -> str:
     """The sweep's parent run: the existing one of a resumed sweep (same `aigid_run`), else a new one."""
-    found = client.search_runs([experiment], filter_string=f"tags.aigid_run = '{run_name}'", max_results=10)
-    parents = [r for r in found if "mlflow.parentRunId" not in r.data.tags]
-    if parents:
-        run_id = parents[0].info.run_id
+    # Children carry `aigid_run` too: match the parent's own tag, or with more children than
+    # max_results the newest hits are all children and a second parent would be created.
+    found = client.search_runs([experiment], filter_string=f"tags.aigid_run = '{run_name}' and tags.aigid_parent = 'true'",
+                               max_results=1)
+    if found:
+        run_id = found[0].info.run_id
         client.update_run(run_id, status="RUNNING")
         return run_id
-    run_id = client.create_run(experiment, tags=tags, run_name=run_name).info.run_id
+    run_id = client.create_run(experiment, tags={**tags, "aigid_parent": "true"}, run_name=run_name).info.run_id
     client.log_batch(run_id, params=as_params(params))
     return run_id
 

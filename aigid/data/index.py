@@ -8,10 +8,12 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from aigid.errors import UserError
+
 REAL, FAKE = 0, 1
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """A dataset path, layout or request that cannot be served; the message says the fix."""
 
 

@@ -1,25 +1,101 @@
-"""What every method's config dataclass shares: the flat-dict round trip Ray and MLflow see."""
+"""What every method's config dataclass shares: the flat-dict round trip Ray and MLflow see,
+type and range checks that speak in field names, and per-dataset paper defaults."""
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from dataclasses import asdict, fields
+from typing import ClassVar
+
+from aigid.data.index import DataError
+from aigid.errors import ConfigError
+
+
+def type_name(tp) -> str:
+    """`float | None` -> 'float or None', `tuple[float, float]` -> 'tuple' (as a person reads a type)."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        return " or ".join(type_name(a) for a in typing.get_args(tp))
+    if tp is type(None):
+        return "None"
+    origin = typing.get_origin(tp) or tp
+    return getattr(origin, "__name__", str(tp))
+
+
+def accepts(tp, value) -> bool:
+    """Whether `value` is of annotated type `tp` (ints count as floats; lists as tuples)."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return any(accepts(arg, value) for arg in typing.get_args(tp))
+    if tp is type(None):
+        return value is None
+    if tp is bool:
+        return isinstance(value, bool)
+    if tp is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if tp is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if tp is str:
+        return isinstance(value, str)
+    if origin is tuple:
+        if not isinstance(value, (tuple, list)):
+            return False
+        args = typing.get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return all(accepts(args[0], v) for v in value)
+        return len(args) == len(value) and all(accepts(a, v) for a, v in zip(args, value))
+    return True
 
 
 class FlatConfig:
-    """Mixin for a method's config dataclass: a Ray trial config is a flat dict of overrides."""
+    """Mixin for a method's config dataclass: a Ray trial config is a flat dict of overrides.
+
+    `DATASET_DEFAULTS` maps a dataset layout to the paper's values of the fields that differ
+    per dataset (left None in the dataclass); `BY_DATASET` names the fields a run cannot do
+    without, so a layout with no paper defaults must set them explicitly.
+    """
+
+    DATASET_DEFAULTS: ClassVar[dict[str, dict]] = {}
+    BY_DATASET: ClassVar[tuple[str, ...]] = ()
 
     @classmethod
     def from_flat(cls, flat: dict):
-        """Build from a flat dict; an unknown key is an error naming the known ones, not ignored."""
-        names = {f.name for f in fields(cls)}
-        unknown = sorted(set(flat) - names)
+        """Build from a flat dict of overrides; any bad key or value is a ConfigError naming the field."""
+        hints = typing.get_type_hints(cls)
+        names = [f.name for f in fields(cls)]
+        unknown = sorted(set(flat) - set(names))
         if unknown:
-            raise ValueError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(names)}")
-        return cls(**flat)
+            raise ConfigError(f"unknown {cls.__name__} option(s) {unknown}; known: {sorted(names)} "
+                              f"(`aigid config <method>` lists them with their defaults)")
+        for name, value in flat.items():
+            if not accepts(hints[name], value):
+                raise ConfigError(f"{name} takes {type_name(hints[name])}, got {value!r} "
+                                  f"({type(value).__name__})")
+        try:
+            return cls(**flat)
+        except ConfigError:
+            raise
+        except (ValueError, TypeError) as error:  # a range check of __post_init__: the message names the field
+            raise ConfigError(str(error)) from None
 
     def to_flat(self) -> dict:
         return asdict(self)
 
     def for_layout(self, layout: str):
-        """This config with per-dataset paper defaults filled in for a `layout` dataset (APN and GenDet
-        leave such fields None); methods without any return it unchanged."""
-        return self
+        """This config with the per-dataset paper defaults filled in for a `layout` dataset."""
+        defaults = self.DATASET_DEFAULTS.get(layout, {})
+        filled = {k: v for k, v in defaults.items() if getattr(self, k) is None}
+        missing = [name for name in self.BY_DATASET if getattr(self, name) is None and name not in filled]
+        if missing:
+            example = next(iter(self.DATASET_DEFAULTS.values()))
+            raise DataError(f"{type(self).__name__} has paper defaults for {', '.join(self.DATASET_DEFAULTS)} "
+                            f"datasets only; on a {layout} dataset set {', '.join(missing)} yourself, e.g. --set "
+                            + " ".join(f"{n}={example[n]!r}" for n in missing))
+        return dataclasses.replace(self, **filled) if filled else self
+
+    def require_resolved(self) -> None:
+        """Trainers call this: the boundary (launcher, `aigid train`) resolves configs against the data."""
+        unresolved = [name for name in self.BY_DATASET if getattr(self, name) is None]
+        if unresolved:
+            raise RuntimeError(f"{type(self).__name__} fields {unresolved} were not resolved against the dataset "
+                               "(call for_layout before building a trainer)")

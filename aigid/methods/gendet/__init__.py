@@ -3,10 +3,10 @@
 model: the four networks and eq. 1-5; trainer: the stages on cached features, and the
 view set a grid needs."""
 from aigid.methods.gendet.config import (
-    DATASET_DEFAULTS, OFFLINE_OVERRIDES, READINGS, SMOKE_OVERRIDES, VARIANTS, GenDetConfig,
+    OFFLINE_OVERRIDES, READINGS, SMOKE_OVERRIDES, VARIANTS, GenDetConfig,
 )
 from aigid.methods.gendet.model import GenDet, margin_loss, squared_discrepancy
 from aigid.methods.gendet.trainer import GenDetTrainer, check_data, feature_requests
 
-__all__ = ["DATASET_DEFAULTS", "OFFLINE_OVERRIDES", "READINGS", "SMOKE_OVERRIDES", "VARIANTS", "GenDet",
+__all__ = ["OFFLINE_OVERRIDES", "READINGS", "SMOKE_OVERRIDES", "VARIANTS", "GenDet",
            "GenDetConfig", "GenDetTrainer", "check_data", "feature_requests", "margin_loss", "squared_discrepancy"]

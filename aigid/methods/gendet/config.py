@@ -1,10 +1,10 @@
 """GenDet's hyper-parameters with the paper's defaults (../shared/papers/gendet.txt, §4.1-4.2)."""
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
-from aigid.data.index import DataError
+from aigid.errors import ConfigError
 from aigid.methods.config import FlatConfig
 
 # Tables 1-2's lower rows, top to bottom: the teacher alone; teacher-student anomaly detection
@@ -16,12 +16,6 @@ VARIANTS = ("teacher", "ts_real", "ts_fake", "full")
 READINGS = ("embedding", "patch")
 OUTPUT_OF_READING = {"embedding": "embedding", "patch": "patch_tokens"}  # aigid.features.OUTPUTS
 MAX_MARGIN = 4.0  # ‖a − b‖² of unit vectors is at most 4: a larger M could never be met
-# §4.1: the training subset and the student and classifier learning rates differ per dataset.
-DATASET_DEFAULTS = {
-    "genimage": {"train_subset": "sdv14", "student_lr": 1e-5, "classifier_lr": 1e-3},
-    "ufd": {"train_subset": "progan", "student_lr": 1e-4, "classifier_lr": 1e-5},
-}
-BY_DATASET = tuple(DATASET_DEFAULTS["ufd"])
 
 
 @dataclass
@@ -31,6 +25,13 @@ class GenDetConfig(FlatConfig):
     A Ray trial config is a flat dict of overrides. Fields the paper leaves open are marked
     "paper silent" with the choice made here.
     """
+
+    # §4.1: the training subset and the student and classifier learning rates differ per dataset.
+    DATASET_DEFAULTS: ClassVar[dict[str, dict]] = {
+        "genimage": {"train_subset": "sdv14", "student_lr": 1e-5, "classifier_lr": 1e-3},
+        "ufd": {"train_subset": "progan", "student_lr": 1e-4, "classifier_lr": 1e-5},
+    }
+    BY_DATASET: ClassVar[tuple[str, ...]] = ("train_subset", "student_lr", "classifier_lr")
 
     backbone: str = "ViT-L-14"  # §4.1 "CLIP:ViT"; ViT-L/14 as in Ojha et al. [30], the CLIP baseline it extends
     pretrained: str | None = "openai"
@@ -66,7 +67,7 @@ class GenDetConfig(FlatConfig):
     @classmethod
     def from_flat(cls, flat: dict) -> "GenDetConfig":
         if "epochs" in flat:  # --epochs, as the other methods take it
-            raise ValueError("GenDet has no single epoch count: set teacher_epochs, rotations (of three one-epoch "
+            raise ConfigError("GenDet has no single epoch count: set teacher_epochs, rotations (of three one-epoch "
                              "stages, §4.1: 10) and classifier_epochs, e.g. --set rotations=5")
         return super().from_flat(flat)
 
@@ -76,27 +77,27 @@ class GenDetConfig(FlatConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 hint = " (§4.1 trains 10 rotations)" if name == "rotations" else ""
-                raise ValueError(f"{name} must be an integer >= 1, got {value!r}{hint}")
+                raise ConfigError(f"{name} must be an integer >= 1, got {value!r}{hint}")
         if self.width % self.heads:
             divisors = [h for h in range(1, self.width + 1) if self.width % h == 0]
-            raise ValueError(f"width {self.width} is not divisible by heads {self.heads}: each attention head gets "
+            raise ConfigError(f"width {self.width} is not divisible by heads {self.heads}: each attention head gets "
                              f"width / heads channels; heads that divide {self.width}: {divisors}")
         if not 0 < self.margin <= MAX_MARGIN:
-            raise ValueError(f"margin must be in (0, {MAX_MARGIN:g}] (eq. 2 compares squared distances of unit "
+            raise ConfigError(f"margin must be in (0, {MAX_MARGIN:g}] (eq. 2 compares squared distances of unit "
                              f"vectors, which lie in [0, 4]; Table 5 uses 1, 2, 4), got {self.margin!r}")
         if not self.alpha >= 0:
-            raise ValueError(f"alpha must be >= 0 (the weight of eq. 2; Table 5 uses 0.01, 0.1, 1), got {self.alpha!r}")
+            raise ConfigError(f"alpha must be >= 0 (the weight of eq. 2; Table 5 uses 0.01, 0.1, 1), got {self.alpha!r}")
         for name in ("teacher_lr", "student_lr", "augmenter_lr", "classifier_lr"):
             value = getattr(self, name)
             if value is not None and not value > 0:
-                raise ValueError(f"{name} must be > 0, got {value!r}")
+                raise ConfigError(f"{name} must be > 0, got {value!r}")
         if not self.weight_decay >= 0:
-            raise ValueError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
+            raise ConfigError(f"weight_decay must be >= 0, got {self.weight_decay!r}")
         if not 0 <= self.dropout < 1:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout!r}")
         for name, allowed in (("variant", VARIANTS), ("tokens", READINGS)):
             if getattr(self, name) not in allowed:
-                raise ValueError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
+                raise ConfigError(f"{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.test_subsets is not None:
             self.test_subsets = tuple(self.test_subsets)
         if self.pretrained in ("", "none", "None"):
@@ -121,16 +122,6 @@ class GenDetConfig(FlatConfig):
         """Reported epochs of a trial: one per stage of the schedule."""
         return len(self.schedule)
 
-    def for_layout(self, layout: str) -> "GenDetConfig":
-        """This config with the per-dataset defaults (§4.1) filled in for a `layout` dataset."""
-        unset = [name for name in BY_DATASET if getattr(self, name) is None]
-        if not unset:
-            return self
-        if layout not in DATASET_DEFAULTS:
-            raise DataError(f"GenDet's paper trains on GenImage and UniversalFakeDetect only; on a {layout} dataset "
-                            f"set {', '.join(unset)} yourself, e.g. --set "
-                            + " ".join(f"{n}={DATASET_DEFAULTS['ufd'][n]!r}" for n in unset))
-        return dataclasses.replace(self, **{n: DATASET_DEFAULTS[layout][n] for n in unset})
 
 
 # The synthetic stand-in is 96 + 96 training images and a tiny random-init ViT (embedding width 32):

@@ -18,7 +18,7 @@ own head until the classifier is trained (the "Teacher" row of Tables 1-2), then
 from __future__ import annotations
 
 import warnings
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -45,7 +45,7 @@ def view_name(config: GenDetConfig) -> tuple:
 
 def select_training_samples(index: DatasetIndex, config: GenDetConfig):
     """All images of the training generator (§4.1: SD v1.4 on GenImage, ProGAN on UFD)."""
-    return training_subset(index, config.for_layout(index.layout).train_subset, None, config.seed)
+    return training_subset(index, config.train_subset, None, config.seed)
 
 
 def select_test_samples(index: DatasetIndex, config: GenDetConfig) -> dict:
@@ -71,10 +71,12 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
 class GenDetTrainer:
     """One GenDet run on cached features: yields metrics after every stage; `state_dict()` is a complete checkpoint."""
 
-    def __init__(self, config: GenDetConfig, index: DatasetIndex, features: dict, *, device="cpu"):
-        self.config = config = config.for_layout(index.layout)
+    def __init__(self, config: GenDetConfig, index: DatasetIndex, shared: Mapping, *, device="cpu",
+                 num_workers: int = 0):
+        config.require_resolved()
+        self.config = config
         self.device = torch.device(device)
-        table: FeatureTable = features[view_name(config)]
+        table: FeatureTable = shared["features"][view_name(config)]
         with warnings.catch_warnings():  # a read-only zero-copy view of Ray's object store; never written
             warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
             self.features = torch.from_numpy(table.features[config.output])  # float16, shared with the table
@@ -252,7 +254,7 @@ def check_data(config: GenDetConfig, index: DatasetIndex) -> None:
     samples = select_training_samples(index, config)
     labels = {s.label for s in samples}
     if labels != {REAL, FAKE}:
-        subset = config.for_layout(index.layout).train_subset
+        subset = config.train_subset
         missing = "real" if REAL not in labels else "fake"
         raise DataError(f"GenDet trains its teacher and classifier on real and fake images, but training subset "
                         f"'{subset}' of {index.root} has no {missing} images; add them or pick another train_subset")

@@ -9,7 +9,7 @@ image, as the paper's 1-epoch training does.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Iterator
+from typing import Iterator, Mapping
 
 import numpy as np
 import torch
@@ -84,7 +84,9 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
 class RINETrainer:
     """One RINE run on cached features: yields per-epoch metrics; `state_dict()` is a complete checkpoint."""
 
-    def __init__(self, config: RINEConfig, index: DatasetIndex, features: dict, *, device="cpu"):
+    def __init__(self, config: RINEConfig, index: DatasetIndex, shared: Mapping, *, device="cpu",
+                 num_workers: int = 0):
+        features = shared["features"]
         self.config = config
         self.device = torch.device(device)
         self.views = [features[train_view_name(config, v)] for v in range(config.epochs)]

@@ -1,11 +1,12 @@
-"""What every method's trainable does the same way inside a Ray Tune trial.
+"""The one Ray Tune trainable every method runs through, built from its MethodSpec.
 
 Resources come from the trial (`{"cpu": c, "gpu": g}`): torch threads are capped to the
 trial's CPUs, the trial runs on the GPU Ray assigned it (a fraction is also a memory cap),
-and a trainer is driven epoch by epoch with a checkpoint at every epoch end.
+and the method's trainer is driven epoch by epoch with a checkpoint at every epoch end.
 """
 from __future__ import annotations
 
+import ast
 import logging
 import os
 import tempfile
@@ -14,7 +15,19 @@ import ray
 import torch
 from ray import tune
 
+from aigid.methods.spec import MethodSpec, Trainer
+
 CHECKPOINT_FILE = "trainer.pt"
+
+
+def encode(flat: dict) -> dict:
+    """Tuples as their repr: Tune's variant generator and Optuna's categoricals take scalars only."""
+    return {k: repr(tuple(v)) if isinstance(v, (tuple, list)) else v for k, v in flat.items()}
+
+
+def decode(config: dict) -> dict:
+    """Undo `encode`."""
+    return {k: ast.literal_eval(v) if isinstance(v, str) and v.startswith("(") else v for k, v in config.items()}
 
 
 def trial_resources() -> tuple[float, float]:
@@ -42,12 +55,11 @@ def prepare_trial(cpus: float, gpus: float) -> tuple[torch.device, int]:
     return torch.device("cpu"), loader_workers
 
 
-def drive(trainer) -> None:
+def drive(trainer: Trainer) -> None:
     """Restore `trainer` from the trial's checkpoint if any, then report each result to Tune.
 
-    A trainer has `run()` (yields flat metric dicts, each with `epoch_end`), `state_dict()`
-    and `load_state_dict()`. Checkpoints are written at epoch ends only, so a retried or
-    resumed trial continues from its last finished epoch.
+    Checkpoints are written at epoch ends only, so a retried or resumed trial continues from
+    its last finished epoch.
     """
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
@@ -62,3 +74,15 @@ def drive(trainer) -> None:
         with tempfile.TemporaryDirectory() as directory:
             torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
+
+
+def trainable_for(method: MethodSpec):
+    """A function trainable for `method`: `train(config, index=..., shared=...)` inside a Tune trial."""
+
+    def train(config: dict, index, shared: dict) -> None:
+        device, workers = prepare_trial(*trial_resources())
+        config = method.config_cls.from_flat(decode(config))  # resolved before launch (launcher.validate)
+        drive(method.trainer(config, index, shared, device=device, num_workers=workers))
+
+    train.__name__ = train.__qualname__ = f"train_{method.name}"  # Ray names trials after it
+    return train

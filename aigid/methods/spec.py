@@ -1,0 +1,70 @@
+"""What a detector is to the rest of aigid: one `MethodSpec` per method, in the method's own package.
+
+The sweeps (through `trainables`) and `aigid train` read only the spec: its config class and
+presets, the synthetic layout its offline demo runs on, the data check that runs before any
+trial, what a sweep prepares once and shares with every trial, and the trainer it builds.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
+
+from aigid.data.index import DatasetIndex
+
+
+@runtime_checkable
+class Trainer(Protocol):
+    """One training run, built as `trainer_cls(config, index, shared, device=..., num_workers=...)`.
+
+    `run()` yields flat metric dicts with at least `epoch`, `step` and `epoch_end`; between two
+    yields `state_dict()` is a complete checkpoint, so a run restored with `load_state_dict()`
+    continues where it stopped (the Ray adapter checkpoints at every `epoch_end`).
+    """
+
+    def run(self) -> Iterator[dict]: ...
+
+    def state_dict(self) -> dict: ...
+
+    def load_state_dict(self, state: dict) -> None: ...
+
+
+@dataclass(frozen=True)
+class PrepareContext:
+    """Where and how a sweep's once-per-sweep preparation runs (a Ray task, or `aigid train` in-process)."""
+
+    cache_dir: str
+    device: str = "cpu"
+    num_workers: int = 0
+    log: Callable[[str], None] = print
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """Everything a sweep or a single run needs to know about one detector."""
+
+    name: str
+    summary: str  # one line, for `aigid train --help`
+    config_cls: type  # a FlatConfig dataclass with the paper's defaults
+    trainer_cls: Callable[..., Trainer]
+    layout: str  # the synthetic stand-in's layout (the paper's main dataset)
+    check_data: Callable  # (resolved config, index) -> None; raises DataError before any trial
+    offline: Mapping = field(default_factory=dict)  # overrides on the synthetic stand-in (tiny models, small data)
+    smoke: Mapping = field(default_factory=dict)  # a further cut for a minutes-long check
+    # (index, resolved configs, PrepareContext) -> {name: object}: what every trial of a sweep shares
+    # (frozen-backbone features, decoded test images), computed once and handed to each trainer.
+    prepare: Callable[[DatasetIndex, Sequence, PrepareContext], dict] | None = None
+    prepare_uses_accelerator: bool = False  # the preparation runs a network (worth a GPU)
+    metric: str = "test/mean/acc"  # the final-epoch metric Tune's schedulers and searchers rank by
+    mode: str = "max"
+    # False where `metric` measures the method's detector only in its last epochs (GenDet's classifier
+    # comes last): ASHA would rank trials on something else, so it is refused.
+    early_stopping: bool = True
+
+    def resolve(self, flat: dict, index: DatasetIndex):
+        """The config a run uses on `index`: overrides applied, per-dataset defaults filled, data checked."""
+        config = self.config_cls.from_flat(flat).for_layout(index.layout)
+        self.check_data(config, index)
+        return config
+
+    def trainer(self, config, index: DatasetIndex, shared: Mapping, *, device="cpu", num_workers: int = 0) -> Trainer:
+        return self.trainer_cls(config, index, shared, device=device, num_workers=num_workers)

@@ -1,0 +1,83 @@
+"""A sweep's trials as the tables read them: typed records, independent of Ray and MLflow."""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Iterable, Sequence
+
+from aigid.metrics import subsets_in
+
+FINISHED, FAILED = "finished", "failed"
+
+
+def _same(a, b) -> bool:
+    """Config values compare equal across a JSON round trip (tuples come back as lists)."""
+    norm = lambda v: tuple(v) if isinstance(v, list) else v  # noqa: E731
+    return norm(a) == norm(b)
+
+
+def label(value) -> str:
+    """A config value as a table or a run name shows it: (0.33, 3), 0.1, ViT-L-14."""
+    if isinstance(value, (tuple, list)):
+        return "(" + ", ".join(label(v) for v in value) + ")"
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def point_name(config: dict, axes: Sequence[str]) -> str:
+    """A trial's name from the fields its sweep varies and its seed: `mask_ratio=(0.4, 0.6) aspect_ratio=(1, 1) s0`."""
+    return " ".join([*(f"{axis}={label(config.get(axis))}" for axis in axes), f"s{config.get('seed', 0)}"])
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One trial: its full resolved config, how it ended, its last metrics and its epoch-end history."""
+
+    name: str
+    config: dict
+    status: str  # FINISHED or FAILED
+    final: dict = field(default_factory=dict)  # the last reported metrics
+    history: tuple[dict, ...] = ()  # metrics at every epoch end, in order
+    node: str = ""
+    error: str = ""
+
+    @property
+    def finished(self) -> bool:
+        return self.status == FINISHED and bool(self.history)
+
+    def matches(self, **values) -> bool:
+        return all(_same(self.config.get(k), v) for k, v in values.items())
+
+    def at_epoch(self, epoch: int, key: str) -> float:
+        """`key` at the end of `epoch` (1-based), NaN where it was not reached."""
+        return next((e[key] for e in self.history if e.get("epoch") == epoch and key in e), math.nan)
+
+    def last(self, key: str) -> float:
+        """`key` after the last epoch, NaN if absent."""
+        return self.history[-1].get(key, math.nan) if self.history else math.nan
+
+    def last_epochs(self, key: str, k: int | None = None) -> list[float]:
+        """`key` at the final k epoch ends (k = the trial's `stability_epochs`, the papers' five)."""
+        k = k or int(self.config.get("stability_epochs", 5))
+        return [e[key] for e in self.history[-k:] if key in e]
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Trial":
+        return cls(**{**data, "history": tuple(data.get("history", ()))})
+
+
+def finished(trials: Iterable[Trial]) -> list[Trial]:
+    return [t for t in trials if t.finished]
+
+
+def where(trials: Iterable[Trial], **values) -> list[Trial]:
+    """The trials whose config has all of `values`."""
+    return [t for t in trials if t.matches(**values)]
+
+
+def test_sets(trials: Sequence[Trial], order: Sequence[str] = ()) -> list[str]:
+    """The test subsets the trials report, those named in `order` first (in that order), then the rest sorted."""
+    found = set(subsets_in(key for t in trials for key in t.final))
+    return [s for s in order if s in found] + sorted(found - set(order))
