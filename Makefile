@@ -14,6 +14,10 @@ SWEEP ?= lol_mask_grid
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
+	@# Headless Chromium for the MLflow UI test: Debian's package, installed when missing and we may.
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+	  echo "note: install Debian's chromium for the MLflow UI test (apt-get install chromium)"; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet $(TORCH)
 	$(PY) -m pip install --quiet -e ".[dev]"

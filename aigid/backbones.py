@@ -170,10 +170,10 @@ def _load_visual_weights(visual: torch.nn.Module, path: Path, name: str) -> None
 
 
 def require_vit(name: str, why: str) -> None:
-    """Pre-flight for methods that read ViT tokens: a ResNet backbone is a ValueError naming ViTs to use."""
+    """Pre-flight for methods that read ViT tokens: a ResNet backbone is a BackboneError naming ViTs to use."""
     config = open_clip.get_model_config(name)
     if config is not None and not isinstance(config["vision_cfg"].get("layers"), int):
-        raise ValueError(f"{why} of a ViT; {name} is a ResNet: use ViT-L-14 or ViT-B-32 (aigid-tiny-vit offline)")
+        raise BackboneError(f"{why} of a ViT; {name} is a ResNet: use ViT-L-14 or ViT-B-32 (aigid-tiny-vit offline)")
 
 
 def create_image_encoder(

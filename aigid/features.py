@@ -33,6 +33,7 @@ from torch.utils.data import DataLoader
 from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, resolve_model_name
 from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
+from aigid.data.index import DataError
 
 CACHE_VERSION = 1
 STORED_DTYPE = np.float16
@@ -205,7 +206,7 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
             rate = min(done, n) / max(time.perf_counter() - start, 1e-9)
             log(f"[aigid] features {request.label or request.backbone}: {min(done, n)}/{n} images ({rate:.0f}/s)")
     if not arrays:
-        raise ValueError(f"none of the {n} images of view set {request.label!r} could be decoded")
+        raise DataError(f"none of the {n} images of view set {request.label!r} could be decoded")
     return FeatureTable(request.paths, arrays, ok)
 
 
@@ -252,16 +253,16 @@ def shared_features(feature_requests: Callable) -> Callable:
     def prepare(index, configs, context) -> dict:
         requests = feature_requests(configs, index)
         on_gpu = torch.device(context.device).type == "cuda"
-        context.log(f"[aigid] feature pass: {len(requests)} view set(s) for {len(configs)} trial(s) on "
+        context.log(f"[aigid] feature pass: {len(requests)} view set(s) for {len(configs)} trials on "
                     f"{context.device}, cache {context.cache_dir}")
         tables, stats = extract(list(requests.values()), context.cache_dir, device=context.device,
                                 batch_size=128 if on_gpu else 32, num_workers=context.num_workers, log=context.log)
         if stats["computed"]:
-            context.log(f"[aigid] features computed once for {len(configs)} trial(s): {stats['computed']} view set(s) "
+            context.log(f"[aigid] features computed once for {len(configs)} trials: {stats['computed']} view set(s) "
                         f"computed, {stats['cached']} read from the cache")
         else:
             context.log(f"[aigid] feature cache hit: all {stats['cached']} view set(s) read from {context.cache_dir}; "
-                        f"no backbone pass for {len(configs)} trial(s)")
+                        f"no backbone pass for {len(configs)} trials")
         return {"features": dict(zip(requests, tables))}
 
     return prepare

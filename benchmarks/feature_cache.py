@@ -35,7 +35,7 @@ GRIDS = {  # method -> (its package, trainer, the offline grid of its sweep scri
 
 
 def train(trainer_cls, config, index, features):
-    for _ in trainer_cls(config, index, features).run():
+    for _ in trainer_cls(config, index, {"features": features}).run():
         pass
 
 
@@ -67,6 +67,7 @@ def main():
     if args.backbone:
         configs = [dataclasses.replace(c, backbone=args.backbone, pretrained=None) for c in configs]
     index = scan(ensure_synthetic("aigid_data/synthetic-ufd", layout="ufd"), "ufd")
+    configs = [c.for_layout(index.layout) for c in configs]
     print(f"{args.method}: {len(configs)} trials, {len(index.samples)} images (synthetic UFD stand-in), backbone "
           f"{configs[0].backbone}, {configs[0].epochs} epochs per trial, {args.threads} torch threads", flush=True)
     with tempfile.TemporaryDirectory() as cache_dir:

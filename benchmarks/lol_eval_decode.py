@@ -44,7 +44,7 @@ def main():
         start = time.perf_counter()
         entry = decode_once(paths, config.crop, cache, num_workers=args.workers, log=None)
         decode = time.perf_counter() - start
-        shared = timed(LoLTrainer(config, index, test_images=entry), args.evaluations)
+        shared = timed(LoLTrainer(config, index, {"test_images": {entry.crop: entry}}), args.evaluations)
     print(f"decoded once ({decode:.1f} s) + evaluations from the shared crops ({shared:.1f} s): {decode + shared:.1f} s")
     print(f"speedup: {per_trial / (decode + shared):.1f}x")
 

@@ -30,7 +30,7 @@ import torch  # noqa: E402
 from ray import tune  # noqa: E402
 
 from aigid.backbones import create_image_encoder  # noqa: E402
-from trainables.common import prepare_trial, trial_resources  # noqa: E402
+from trainables.trainable import prepare_trial, trial_resources  # noqa: E402
 
 
 def small_trial(config: dict) -> None:

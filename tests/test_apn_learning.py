@@ -20,7 +20,8 @@ def test_full_apn_beats_chance_in_domain(genimage):
     torch.set_num_threads(1)
     config = APNConfig.from_flat({**OFFLINE_OVERRIDES, "num_proposals": 5, "epochs": 4,
                                   "test_subsets": ("sdv14",)})
-    trainer = APNTrainer(config, scan(genimage))
+    index = scan(genimage)
+    trainer = APNTrainer(config.for_layout(index.layout), index)
     reports = list(trainer.run())
     last = reports[-1]
     assert trainer.club is not None and all("train/mi" in r for r in reports)  # the full eq. 9

@@ -17,7 +17,8 @@ def trainer(root, **overrides):
     torch.set_num_threads(1)
     config = APNConfig.from_flat({**TINY, "epochs": 1, "train_volume": 8, "batch_size": 4, "q_batch_size": 4,
                                   "test_subsets": ("sdv14",), "test_limit": 4, **overrides})
-    return APNTrainer(config, scan(root))
+    index = scan(root)
+    return APNTrainer(config.for_layout(index.layout), index)
 
 
 def test_bases_start_orthogonal_as_a_channel_split_and_basis_loss_is_zero():
@@ -139,7 +140,7 @@ def test_cross_scene_maps_genimage_generators_to_diffusionforensics(small_genima
     config = APNConfig.from_flat({"test_root": str(df), "test_in_domain_only": True, "train_subset": "adm"})
     check_data(config, index)
     t = APNTrainer(APNConfig.from_flat({**TINY, "test_root": str(df), "test_in_domain_only": True,
-                                        "train_subset": "midjourney"}), index)
+                                        "train_subset": "midjourney"}).for_layout(index.layout), index)
     assert set(t.test_loaders) == {("test", "midjourney"), ("test_lsun_bedroom", "midjourney")}
     scenes = {s.group for s in t.test_loaders[("test_lsun_bedroom", "midjourney")].dataset.samples}
     assert scenes == {"lsun_bedroom"}

@@ -6,8 +6,9 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from trainables.apn import APN
-from trainables.launcher import Sweep, main
+from aigid.methods import APN
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 SWEEPS = Path(__file__).parent.parent / "sweeps"
 QUICK = ["--set", "train_volume=8", "--set", "test_limit=4", "--set", "batch_size=4", "--set", "q_batch_size=4",
@@ -32,7 +33,7 @@ def test_grids_are_the_papers(small_genimage, capsys):
     ("apn_proposals", ["--set", "feature_dim=255"], "feature_dim (C) must be an even number"),
     ("apn_proposals", ["--set", "ablation='no_everything'"], "ablation must be one of"),
     ("apn_proposals", ["--set", "train_subset='dalle'"], "train_subset 'dalle'"),
-    ("apn_cross_scene", [], "pass --test-data <DiffusionForensics root>"),
+    ("apn_cross_scene", [], "apn_cross_scene with --data needs --test-data"),
     ("apn_cross_scene", ["--set", "test_root='synthetic'"], "pairs only with the synthetic training stand-in"),
 ])
 def test_bad_input_fails_before_any_trial(small_genimage, tmp_path, sweep, argv, message, capsys):
@@ -46,12 +47,12 @@ def test_bad_input_fails_before_any_trial(small_genimage, tmp_path, sweep, argv,
 
 def test_proposal_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    sweep = Sweep(name="apn_e2e", method=APN, grid={"num_proposals": [1, 2]},
+    sweep = Sweep(name="apn_e2e", method=APN, plan=grid(num_proposals=[1, 2]),
                   table=load_sweep("apn_proposals").table, doc="e2e test")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     trials = main(sweep, ["--smoke", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"),
                           "--cache-dir", str(tmp_path / "cache"), *QUICK])
-    assert len(trials) == 2 and all(t["status"] == "TERMINATED" and len(t["epochs"]) == 1 for t in trials)
+    assert len(trials) == 2 and all(t.finished and len(t.history) == 1 for t in trials)
     out = capsys.readouterr().out
     assert "SYNTHETIC" in out and "APN Table 4(b)" in out
 
@@ -71,10 +72,10 @@ def test_cross_scene_sweep_tests_on_the_synthetic_lsun_bedroom_scene(ray_session
     sweep = load_sweep("apn_cross_scene")
     trials = main(sweep, ["--smoke", "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db", "--storage",
                           str(tmp_path / "results"), "--set", "num_proposals=1", *QUICK])
-    assert sorted(t["config"]["train_subset"] for t in trials) == ["adm", "midjourney", "sdv14"]
+    assert sorted(t.config["train_subset"] for t in trials) == ["adm", "midjourney", "sdv14"]
     for t in trials:
-        final = t["epochs"][-1]
+        final = t.history[-1]
         tested = {k.split("/")[1] for k in final if k.startswith("test/") and k.endswith("/acc")}
-        assert tested == {t["config"]["train_subset"], "mean"}  # in-domain only
+        assert tested == {t.config["train_subset"], "mean"}  # in-domain only
         assert "test_lsun_bedroom/mean/acc" in final  # the same generator in DF's LSUN-Bedroom (sdv14 -> sdv1)
     assert "APN Table 3" in capsys.readouterr().out

@@ -44,7 +44,7 @@ def test_cluster_survives_a_dead_worker_and_a_stopped_driver(tmp_path):
 
     # The driver was stopped after a trial finished; --resume finished the rest without rerunning it.
     assert out["stop_status"] == "STOPPED"
-    first_done = next(line.split()[1] for line in out["stopped_log"].splitlines() if "finished (" in line)
+    first_done = next(line.split("[aigid] ")[1].split(" finished (")[0] for line in out["stopped_log"].splitlines() if "finished (" in line)
     assert out["resume_returncode"] == 0, out["resume_log"][-3000:]
     assert "resuming" in out["resume_log"]
     assert not [line for line in out["resume_log"].splitlines() if " epoch " in line and first_done in line]

@@ -18,7 +18,7 @@ from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE, create_pack
 from ray.autoscaler._private.util import prepare_config, validate_config
 from ray.runtime_env import RuntimeEnv
 
-from trainables.launcher import parse_args
+from trainables.arguments import parse_settings
 
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
@@ -50,7 +50,7 @@ def sweep_args(command: list[str]):
     spec = importlib.util.spec_from_file_location(f"sweep_{script.stem}", script)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return parse_args(module.SWEEP, command[2:])
+    return parse_settings(module.SWEEP, command[2:])
 
 
 # --- ray up (cluster launcher) ----------------------------------------------------------------

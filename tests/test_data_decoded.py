@@ -24,7 +24,7 @@ def test_lol_evaluates_the_decoded_crops_exactly_as_its_own_loaders(index, tmp_p
     torch.manual_seed(0)
     per_trial = LoLTrainer(config, index)
     torch.manual_seed(0)
-    shared = LoLTrainer(config, index, test_images=decoded)
+    shared = LoLTrainer(config, index, {"test_images": {decoded.crop: decoded}})
     assert shared.decoded_tests and not shared.test_loaders and per_trial.test_loaders
     ours, theirs = shared.evaluate(), per_trial.evaluate()
     assert ours.keys() == theirs.keys()
@@ -51,5 +51,5 @@ def test_a_trainer_on_a_node_without_the_entry_decodes_for_itself(index, tmp_pat
     paths = [s.path for samples in select_test_samples(index, config).values() for s in samples]
     entry = decode_once(paths, config.crop, tmp_path, log=None)
     missing = type(entry)(str(tmp_path / "elsewhere"), entry.paths, entry.crop)
-    trainer = LoLTrainer(config, index, test_images=missing)
+    trainer = LoLTrainer(config, index, {"test_images": {missing.crop: missing}})
     assert trainer.test_loaders and not trainer.decoded_tests

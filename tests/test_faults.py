@@ -1,4 +1,5 @@
 """Faults during a sweep: a failing trial, a crash retried from its checkpoint, a killed driver."""
+import dataclasses
 import os
 import signal
 import subprocess
@@ -9,11 +10,10 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from aigid.methods import LOL
 from aigid.methods.lol import LoLTrainer
-from trainables.common import drive, prepare_trial, trial_resources
-from trainables.launcher import Sweep, main
-from trainables.lol import LOL
-from trainables.method import Method
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 REPO = Path(__file__).parent.parent
 FAST = ["--pretrained", "none", "--backbone", "aigid-tiny-rn", "--set", "train_volume=None", "--set", "test_limit=4"]
@@ -26,12 +26,16 @@ def child_runs(uri, experiment_name):
     return client, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def make_trainable(marker: Path, fail_seed: int | None, *, mid_epoch: bool = False):
-    """LoL's trainable, made to crash once after its first checkpoint (or, `mid_epoch`, after the
+def crashing_lol(marker: Path, fail_seed: int | None, *, mid_epoch: bool = False):
+    """LoL with a trainer made to crash once after its first checkpoint (or, `mid_epoch`, after the
     first uncheckpointed mid-epoch result that follows one), or always for `fail_seed`."""
-    from aigid.methods.lol import LoLConfig
 
     class CrashOnce(LoLTrainer):
+        def __init__(self, config, *args, **kwargs):
+            if config.seed == fail_seed:
+                raise ValueError("this trial's config is broken on purpose")
+            super().__init__(config, *args, **kwargs)
+
         def run(self):
             for result in super().run():
                 yield result
@@ -41,18 +45,11 @@ def make_trainable(marker: Path, fail_seed: int | None, *, mid_epoch: bool = Fal
                     marker.touch()
                     raise RuntimeError("simulated crash")
 
-    def trainable(config, index, **prepared):  # decodes its own test images (prepared ones unused)
-        if config["seed"] == fail_seed:
-            raise ValueError("this trial's config is broken on purpose")
-        device, workers = prepare_trial(*trial_resources())
-        drive(CrashOnce(LoLConfig.from_flat(config), index, device=device, num_workers=workers))
-
-    return trainable
+    return dataclasses.replace(LOL, trainer_cls=CrashOnce)
 
 
-def run_sweep(tmp_path, trainable, argv, name):
-    method = Method(**{**LOL.__dict__, "trainable": trainable})
-    sweep = Sweep(name=name, method=method, grid={"mask_ratio": [(0.2, 0.4)]}, table=lambda trials: "table")
+def run_sweep(tmp_path, method, argv, name):
+    sweep = Sweep(name=name, method=method, plan=grid(mask_ratio=[(0.2, 0.4)]), table=lambda trials: "table")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     return uri, main(sweep, ["--mlflow-uri", uri, "--storage", str(tmp_path / "results"), *FAST, *argv])
 
@@ -60,10 +57,10 @@ def run_sweep(tmp_path, trainable, argv, name):
 def test_a_failing_trial_is_reported_and_the_others_finish(ray_session, small_genimage, tmp_path, capsys):
     marker = tmp_path / "crashed"
     marker.touch()  # no simulated crash: only the broken config fails
-    uri, trials = run_sweep(tmp_path, make_trainable(marker, fail_seed=1),
+    uri, trials = run_sweep(tmp_path, crashing_lol(marker, fail_seed=1),
                             ["--data", str(small_genimage), "--seeds", "2", "--set", "epochs=1", "--max-failures", "0"],
                             "faults_failing")
-    assert sorted(t["status"] for t in trials) == ["ERROR", "TERMINATED"]
+    assert sorted(t.status for t in trials) == ["failed", "finished"]
     assert "broken on purpose" in capsys.readouterr().out  # the reason is in the printed summary
     _, children = child_runs(uri, "faults_failing")
     statuses = sorted(c.info.status for c in children)
@@ -74,12 +71,12 @@ def test_a_failing_trial_is_reported_and_the_others_finish(ray_session, small_ge
 
 def test_a_crashed_trial_is_retried_from_its_last_checkpoint(ray_session, small_genimage, tmp_path):
     marker = tmp_path / "crashed"
-    uri, trials = run_sweep(tmp_path, make_trainable(marker, fail_seed=None),
+    uri, trials = run_sweep(tmp_path, crashing_lol(marker, fail_seed=None),
                             ["--data", str(small_genimage), "--set", "epochs=2", "--max-failures", "1"],
                             "faults_retry")
     assert marker.exists()  # it did crash once
-    assert [t["status"] for t in trials] == ["TERMINATED"]
-    assert trials[0]["final"]["epoch"] == 2
+    assert [t.status for t in trials] == ["finished"]
+    assert trials[0].final["epoch"] == 2
     client, children = child_runs(uri, "faults_retry")
     assert len(children) == 1 and children[0].info.status == "FINISHED"  # one run, not one per attempt
     steps = [m.step for m in client.get_metric_history(children[0].info.run_id, "epoch")]
@@ -88,32 +85,23 @@ def test_a_crashed_trial_is_retried_from_its_last_checkpoint(ray_session, small_
 
 def test_a_result_redone_after_a_retry_is_logged_once(ray_session, small_genimage, tmp_path):
     marker = tmp_path / "crashed"
-    uri, trials = run_sweep(tmp_path, make_trainable(marker, fail_seed=None, mid_epoch=True),
+    uri, trials = run_sweep(tmp_path, crashing_lol(marker, fail_seed=None, mid_epoch=True),
                             ["--data", str(small_genimage), "--set", "epochs=2", "--set", "eval_every_steps=1",
                              "--max-failures", "1"], "faults_redo")
-    assert marker.exists() and [t["status"] for t in trials] == ["TERMINATED"]
+    assert marker.exists() and [t.status for t in trials] == ["finished"]
     client, (child,) = child_runs(uri, "faults_redo")
     steps = [m.step for m in client.get_metric_history(child.info.run_id, "epoch")]
     assert sorted(steps) == list(range(1, len(steps) + 1))  # the mid-epoch result redone after the crash: once
 
 
-RESUMABLE = """
-import runpy, sys
-from trainables.launcher import Sweep, main
-from trainables.lol import LOL
-table = runpy.run_path({mask_grid!r})["table"]
-SWEEP = Sweep(name="faults_resume", method=LOL, grid={{"mask_ratio": [(0.0, 0.2), (0.2, 0.4), (0.4, 0.6)]}}, table=table)
-main(SWEEP, sys.argv[1:])
-"""
-
-
 @pytest.mark.slow
 def test_a_killed_driver_resumes_without_rerunning_finished_trials(small_genimage, tmp_path):
-    script = tmp_path / "sweep.py"
-    script.write_text(RESUMABLE.format(mask_grid=str(REPO / "sweeps" / "lol_mask_grid.py")))
+    """The 15-trial Table 3 grid, its driver killed after the first trial finished, then resumed:
+    one MLflow parent (more children than a lookup page), one child per trial, every step once."""
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    argv = [sys.executable, str(script), "--data", str(small_genimage), "--mlflow-uri", uri, "--storage",
-            str(tmp_path / "results"), "--name", "interrupted", "--max-concurrent", "1", "--set", "epochs=3", *FAST]
+    argv = [sys.executable, str(REPO / "sweeps" / "lol_mask_grid.py"), "--data", str(small_genimage), "--mlflow-uri",
+            uri, "--storage", str(tmp_path / "results"), "--name", "interrupted", "--max-concurrent", "2",
+            "--set", "epochs=2", *FAST]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     driver = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
@@ -121,23 +109,23 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(small_genimag
     deadline = time.monotonic() + 240
     for line in driver.stdout:  # the driver's own progress lines tell when a trial has finished
         if "finished (" in line:
-            finished = line.split()[1]
+            finished = line.split("[aigid] ")[1].split(" finished (")[0]
             os.killpg(driver.pid, signal.SIGKILL)  # the driver and the local Ray it started
             break
         assert time.monotonic() < deadline, "no trial finished in time"
     driver.wait(timeout=60)
     assert finished is not None
 
-    resumed = subprocess.run([*argv, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    resumed = subprocess.run([*argv, "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
-    assert "resuming" in resumed.stdout
-    trained_again = [line for line in resumed.stdout.splitlines() if " epoch " in line and finished in line]
+    assert "resuming" in resumed.stdout and "LoL Table 3" in resumed.stdout
+    trained_again = [line for line in resumed.stdout.splitlines() if f"[aigid] {finished} epoch " in line]
     assert trained_again == []  # the finished trial did not train again
-    assert resumed.stdout.count(" epoch ") >= 3  # the unfinished ones did
-    client, children = child_runs(uri, "faults_resume")
-    assert len(children) == 3 and all(c.info.status == "FINISHED" for c in children)
+    assert resumed.stdout.count(" epoch ") >= 2 * 13  # the unfinished ones did
+    client, children = child_runs(uri, "lol_mask_grid")
+    assert len(children) == 15 and all(c.info.status == "FINISHED" for c in children)
     for child in children:
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "epoch")]
-        assert sorted(steps) == [1, 2, 3]  # each step once, across the driver's restart
+        assert sorted(steps) == [1, 2]  # each step once, across the driver's restart
     parents = [r for r in client.search_runs([children[0].info.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"

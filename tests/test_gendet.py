@@ -39,7 +39,7 @@ def trainer(config_overrides=None, *, patch=False, **data):
                                      "classifier_epochs": 2, "tokens": "patch" if patch else "embedding",
                                      **(config_overrides or {})})
     index, table = make_data(patch=patch, **data)
-    return GenDetTrainer(config, index, {view_name(config): table})
+    return GenDetTrainer(config.for_layout(index.layout), index, {"features": {view_name(config): table}})
 
 
 # ------------------------------------------------------------------ losses (eq. 1-4)
@@ -162,7 +162,8 @@ def test_the_classifier_reads_raw_fakes_unless_told_to_read_augmented_ones():
 
 def test_a_grid_over_both_readings_extracts_both_outputs_in_one_pass():
     index, _ = make_data()
-    configs = [GenDetConfig(tokens=t, backbone="aigid-tiny-vit", pretrained=None) for t in ("embedding", "patch")]
+    configs = [GenDetConfig(tokens=t, backbone="aigid-tiny-vit", pretrained=None).for_layout(index.layout)
+               for t in ("embedding", "patch")]
     (request,) = feature_requests(configs, index).values()
     assert request.outputs == ("embedding", "patch_tokens") and len(request.paths) == len(index.samples)
 

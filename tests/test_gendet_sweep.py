@@ -6,6 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from aigid.data.synthetic import make_synthetic
+from aigid.trials import FINISHED, Trial
 from trainables.launcher import main
 
 SWEEPS = Path(__file__).parent.parent / "sweeps"
@@ -61,7 +62,7 @@ def test_undecodable_images_stop_the_sweep_at_the_feature_pass_with_one_line(ray
     (["--set", "margin=-2"], "margin must be in (0, 4]"),
     (["--set", "alpha=-1"], "alpha must be >= 0"),
     (["--set", "rotations=0"], "rotations must be an integer >= 1"),
-    (["--epochs", "3"], "GenDet has no single epoch count"),
+    (["--set", "epochs=3"], "GenDet has no single epoch count"),
     (["--scheduler", "asha"], "cannot rank gendet trials early"),
     (["--set", "width=100", "--set", "heads=3"], "width 100 is not divisible by heads 3"),
     (["--set", "tokens='patch'", "--backbone", "aigid-tiny-rn", "--pretrained", "none"], "is a ResNet"),
@@ -85,11 +86,11 @@ def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     argv = ["--smoke", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
     trials = main(load("gendet_margin_alpha"), argv)
-    assert len(trials) == 9 and all(t["status"] == "TERMINATED" for t in trials)
+    assert len(trials) == 9 and all(t.finished for t in trials)
     out = capsys.readouterr().out
     assert "SYNTHETIC" in out and "features computed once for 9 trials: 1 view set(s) computed" in out
     assert "GenDet Table 5" in out and "94.42 / 95.64" in out  # ours, with the paper's beside it
-    assert all(len(t["epochs"]) == 5 for t in trials)  # --smoke: 1 teacher epoch, 1 rotation of (a, b, c), 1 classifier epoch
+    assert all(len(t.history) == 5 for t in trials)  # --smoke: 1 teacher epoch, 1 rotation of (a, b, c), 1 classifier epoch
     assert "epoch 5/5 " in out
 
     client = MlflowClient(uri)
@@ -123,7 +124,7 @@ def test_one_gendet_run_without_ray_reads_the_feature_cache_the_sweeps_use(small
 
 def test_table5_lists_optuna_trials_that_fall_between_the_grid_cells():
     table = runpy.run_path(str(SWEEPS / "gendet_margin_alpha.py"))["table"]
-    trial = {"status": "TERMINATED", "config": {"margin": 2.7, "alpha": 0.3},
-             "epochs": [{"test/mean/acc": 0.6, "test/mean/ap": 0.7}]}
+    trial = Trial("off grid", {"margin": 2.7, "alpha": 0.3}, FINISHED,
+                  history=({"test/mean/acc": 0.6, "test/mean/ap": 0.7},))
     out = table([trial])
     assert "trials off the grid" in out and "2.7     0.3    60.0 (±0.0) / 70.0 (±0.0)" in out

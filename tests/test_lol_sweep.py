@@ -7,8 +7,9 @@ from mlflow import MlflowClient
 
 from aigid.data.layouts import scan
 
-from trainables.launcher import Sweep, main
-from trainables.lol import LOL
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
+from aigid.methods import LOL
 
 SWEEPS = Path(__file__).parent.parent / "sweeps"
 
@@ -43,9 +44,9 @@ def test_bad_input_fails_before_any_trial(small_genimage, argv, message, capsys)
 
 def test_data_volume_sweep_keeps_only_volumes_that_fit(small_genimage, capsys):
     module = runpy.run_path(str(SWEEPS / "lol_data_volume.py"))
-    grid = {"train_volume": [4, 8, 16, 32], "backbone": ["aigid-tiny-rn"]}
-    kept, note = module["keep_fitting_volumes"](grid, scan(small_genimage), {})
-    assert kept["train_volume"] == [4, 8, 16] and "dropped volumes [32]" in note
+    points = [{"train_volume": v, "backbone": "aigid-tiny-rn"} for v in (4, 8, 16, 32)]
+    kept, note = module["keep_fitting_volumes"](points, scan(small_genimage))
+    assert [p["train_volume"] for p in kept] == [4, 8, 16] and "dropped volumes [32]" in note
     with pytest.raises(SystemExit):  # none of the paper's volumes fits 16 training images
         main(module["SWEEP"], ["--data", str(small_genimage), "--dry-run", "--pretrained", "none"])
     assert "no volume of [400, 800" in capsys.readouterr().err
@@ -53,16 +54,16 @@ def test_data_volume_sweep_keeps_only_volumes_that_fit(small_genimage, capsys):
 
 def test_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    sweep = Sweep(name="lol_e2e", method=LOL, grid={"mask_ratio": [(0.0, 0.2), (0.6, 0.8)]},
+    sweep = Sweep(name="lol_e2e", method=LOL, plan=grid(mask_ratio=[(0.0, 0.2), (0.6, 0.8)]),
                   table=load_sweep("lol_mask_grid").table, doc="e2e test")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     trials = main(sweep, ["--smoke", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"),
                           "--set", "epochs=2"])
-    assert len(trials) == 2 and all(t["status"] == "TERMINATED" for t in trials)
-    assert all(len(t["epochs"]) == 2 for t in trials)
+    assert len(trials) == 2 and all(t.finished for t in trials)
+    assert all(len(t.history) == 2 for t in trials)
     out = capsys.readouterr().out
     assert "SYNTHETIC" in out and "LoL Table 3" in out and "(0.6, 0.8)" in out
-    assert "test images for 2 trials" in out and "decoded once" in out
+    assert "prepared once for 2 trials" in out and "decoded once" in out
 
     client = MlflowClient(uri)
     experiment = client.get_experiment_by_name("lol_e2e")

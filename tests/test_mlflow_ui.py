@@ -14,8 +14,9 @@ import requests
 from mlflow import MlflowClient
 
 from browser import render
-from trainables.launcher import Sweep, main
-from trainables.lol import LOL
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
+from aigid.methods import LOL
 
 REPO = Path(__file__).resolve().parent.parent
 MLFLOW = Path(sys.executable).with_name("mlflow")  # the venv's CLI, the same MLflow the launcher imports
@@ -71,7 +72,7 @@ def mlflow_server(tmp_path_factory, request):
 
 
 def two_trial_sweep(name: str) -> Sweep:
-    return Sweep(name=name, method=LOL, grid={"mask_ratio": [(0.0, 0.2), (0.6, 0.8)]},
+    return Sweep(name=name, method=LOL, plan=grid(mask_ratio=[(0.0, 0.2), (0.6, 0.8)]),
                  table=lambda trials: f"{len(trials)} trials", doc="MLflow server test")
 
 
@@ -92,7 +93,7 @@ def test_sweep_logs_to_a_tracking_server_and_its_runs_show_in_the_ui(mlflow_serv
                                                                       monkeypatch):
     monkeypatch.chdir(tmp_path)
     trials = main(two_trial_sweep("lol_ui"), sweep_argv(small_genimage, tmp_path, mlflow_server))
-    assert len(trials) == 2 and all(t["status"] == "TERMINATED" for t in trials)
+    assert len(trials) == 2 and all(t.finished for t in trials)
 
     client = MlflowClient(mlflow_server)
     experiment = client.get_experiment_by_name("lol_ui")
@@ -123,7 +124,7 @@ def test_unreachable_tracking_server_fails_before_any_trial(small_genimage, tmp_
     def no_trials(*args, **kwargs):
         pytest.fail("trials were launched although the tracking server is unreachable")
 
-    monkeypatch.setattr(trainables.run, "run_trials", no_trials)
+    monkeypatch.setattr(trainables.run, "run_sweep", no_trials)
     monkeypatch.chdir(tmp_path)
     uri = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     with pytest.raises(SystemExit) as exit_info:

@@ -79,7 +79,7 @@ def cached(ufd, tmp_path_factory):
 def test_trainer_reports_every_test_set_and_val_each_epoch(ufd, cached):
     configs, features = cached
     for config in configs:
-        results = list(RINETrainer(config, ufd, features).run())
+        results = list(RINETrainer(config, ufd, {"features": features}).run())
         assert [r["epoch"] for r in results] == [1, 2] and all(r["epoch_end"] for r in results)
         assert {"train/loss", "val/acc", "val/ap", "test/mean/acc", "test/progan/ap", "test/deepfake/acc"} <= set(results[-1])
         assert results[0]["lr"] == config.lr
@@ -87,12 +87,25 @@ def test_trainer_reports_every_test_set_and_val_each_epoch(ufd, cached):
 
 def test_a_restored_trainer_continues_exactly(ufd, cached):
     config, features = cached[0][0], cached[1]
-    straight = list(RINETrainer(config, ufd, features).run())
-    first = RINETrainer(config, ufd, features)
+    straight = list(RINETrainer(config, ufd, {"features": features}).run())
+    first = RINETrainer(config, ufd, {"features": features})
     next(first.run())
-    resumed = RINETrainer(config, ufd, features)
+    resumed = RINETrainer(config, ufd, {"features": features})
     resumed.load_state_dict(first.state_dict())
     assert list(resumed.run())[-1] == straight[-1]
+
+
+def test_the_first_epochs_of_a_longer_run_are_the_shorter_run(ufd, cached):
+    """Why rine_training reads §5.4's epochs 1-10 from one 15-epoch trial (and §5.5's 100 % column
+    from its epoch 1): the lr schedule depends on the absolute epoch, dropout and batch order are
+    seeded per epoch, and epoch k reads cached view k, so nothing in epoch k depends on the total."""
+    two_epochs, features = cached[0][0], cached[1]
+    one_epoch = RINEConfig.from_flat({**two_epochs.to_flat(), "epochs": 1, "lr_decay_epochs": (2,)})
+    longer = RINEConfig.from_flat({**two_epochs.to_flat(), "lr_decay_epochs": (2,)})
+    first_of_two = list(RINETrainer(longer, ufd, {"features": features}).run())[0]
+    (only,) = RINETrainer(one_epoch, ufd, {"features": features}).run()
+    assert only == first_of_two
+    assert longer.lr_at(1) == longer.lr / 10  # the decay did apply in the longer run's second epoch
 
 
 def test_bad_data_fails_before_training(ufd, tmp_path):

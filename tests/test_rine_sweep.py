@@ -6,8 +6,9 @@ import pytest
 from mlflow import MlflowClient
 
 from aigid.data.synthetic import make_synthetic
-from trainables.launcher import Sweep, main
-from trainables.rine import RINE
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
+from aigid.methods import RINE
 
 SWEEPS = Path(__file__).parent.parent / "sweeps"
 
@@ -21,7 +22,7 @@ def small_ufd(tmp_path_factory):
     return str(make_synthetic(tmp_path_factory.mktemp("ufd") / "synthetic", layout="ufd", n_train=2, n_test=1))
 
 
-@pytest.mark.parametrize("name, trials", [("rine_grid", 48), ("rine_ablation", 12), ("rine_training", 36)])
+@pytest.mark.parametrize("name, trials", [("rine_grid", 48), ("rine_ablation", 12), ("rine_training", 18)])
 def test_sweeps_list_the_papers_grids(name, trials, small_ufd, capsys):
     assert main(load(name)["SWEEP"], ["--data", small_ufd, "--dry-run"]) == []
     out = capsys.readouterr().out
@@ -45,14 +46,14 @@ def test_bad_input_fails_before_any_trial(argv, message, small_ufd, capsys):
 
 def test_grid_runs_on_ray_logs_to_mlflow_and_reuses_the_feature_cache(ray_session, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
-    grid = load("rine_grid")
-    sweep = Sweep(name="rine_e2e", method=RINE, grid={"q": [1, 2]}, table=grid["table"],
-                  artifacts=grid["box_plots"], doc="e2e test")
+    rine = load("rine_grid")
+    sweep = Sweep(name="rine_e2e", method=RINE, plan=grid(q=[1, 2]), table=rine["table"],
+                  figures=rine["box_plots"], doc="e2e test")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     argv = ["--smoke", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
             "--set", "proj_dim=8"]
     trials = main(sweep, argv)
-    assert len(trials) == 2 and all(t["status"] == "TERMINATED" for t in trials)
+    assert len(trials) == 2 and all(t.finished for t in trials)
     out = capsys.readouterr().out
     assert "features computed once for 2 trials" in out and "selected on the held-out val split" in out
 
@@ -65,7 +66,7 @@ def test_grid_runs_on_ray_logs_to_mlflow_and_reuses_the_feature_cache(ray_sessio
     assert {"val/acc", "test/mean/acc", "test/progan/ap", "test/deepfake/acc"} <= set(children[0].data.metrics)
     assert {"summary.txt", "fig3_backbones.png", "fig4_q_dprime.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
 
-    again = Sweep(name="rine_e2e", method=RINE, grid={"q": [4]}, table=grid["table"], doc="e2e test")
+    again = Sweep(name="rine_e2e", method=RINE, plan=grid(q=[4]), table=rine["table"], doc="e2e test")
     assert len(main(again, [*argv, "--set", "select_on='test'"])) == 1
     out = capsys.readouterr().out
     assert "feature cache hit" in out and "the paper's way" in out

@@ -6,9 +6,10 @@ import pytest
 from mlflow import MlflowClient
 from ray import tune
 
-from trainables.launcher import Sweep, main
-from trainables.lol import LOL
-from trainables.run import decode
+from trainables.launcher import main
+from trainables.sweep import Sweep, grid
+from aigid.methods import LOL
+from trainables.trainable import decode
 from trainables.search import optuna_axis
 
 FAST = ["--pretrained", "none", "--backbone", "aigid-tiny-rn", "--set", "train_volume=None", "--set", "test_limit=4"]
@@ -25,16 +26,16 @@ def test_axes_become_ranges_or_choices_and_tuples_round_trip():
 
 def test_optuna_with_asha_runs_and_records_the_search(ray_session, small_genimage, tmp_path, capsys):
     sweep = Sweep(name="search_optuna", method=LOL, table=TABLE,
-                  grid={"mask_ratio": [(0.0, 0.2), (0.6, 0.8)], "aspect_ratio": [(1.0, 1.0), (0.33, 3.0)]})
+                  plan=grid(mask_ratio=[(0.0, 0.2), (0.6, 0.8)], aspect_ratio=[(1.0, 1.0), (0.33, 3.0)]))
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     trials = main(sweep, ["--data", str(small_genimage), "--search", "optuna", "--num-samples", "4",
                           "--scheduler", "asha", "--set", "epochs=3", "--mlflow-uri", uri,
                           "--storage", str(tmp_path / "results"), *FAST])
-    assert len(trials) == 4 and all(t["status"] == "TERMINATED" for t in trials)
-    assert all(isinstance(t["config"]["mask_ratio"], tuple) for t in trials)
+    assert len(trials) == 4 and all(t.finished for t in trials)
+    assert all(isinstance(t.config["mask_ratio"], tuple) for t in trials)
     out = capsys.readouterr().out
     assert "best by final test/mean/acc" in out
-    stopped = [t for t in trials if t["final"]["epoch"] < 3]
+    stopped = [t for t in trials if t.final["epoch"] < 3]
     if stopped:
         assert f"{len(stopped)} trial(s) stopped early" in out
     client = MlflowClient(uri)
@@ -45,7 +46,7 @@ def test_optuna_with_asha_runs_and_records_the_search(ray_session, small_genimag
 
 
 def test_optuna_refuses_seeds(small_genimage, capsys):
-    sweep = Sweep(name="x", method=LOL, table=TABLE, grid={"mask_ratio": [(0.0, 0.2)]})
+    sweep = Sweep(name="x", method=LOL, table=TABLE, plan=grid(mask_ratio=[(0.0, 0.2)]))
     with pytest.raises(SystemExit) as exit_info:
         main(sweep, ["--data", str(small_genimage), "--search", "optuna", "--seeds", "3", *FAST])
     assert exit_info.value.code == 2

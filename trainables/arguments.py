@@ -121,6 +121,10 @@ def parse_settings(sweep: Sweep, argv: Sequence[str] | None) -> Settings:
         parser.error("--num-samples must be >= 1")
     if args.gpus_per_trial < 0 or args.cpus_per_trial <= 0:
         parser.error("--gpus-per-trial must be >= 0 and --cpus-per-trial > 0")
+    if args.gpus_per_trial > 1 and not float(args.gpus_per_trial).is_integer():
+        parser.error(f"--gpus-per-trial {args.gpus_per_trial:g}: Ray shares a GPU only below 1; above 1 use whole GPUs")
+    if args.max_concurrent < 0 or args.max_failures < 0:
+        parser.error("--max-concurrent and --max-failures must be >= 0")
     chosen = [v.flag for v in sweep.variants if getattr(args, v.flag.lstrip("-").replace("-", "_"))]
     if len(chosen) > 1:
         parser.error(f"choose one of {', '.join(chosen)}")
@@ -128,7 +132,8 @@ def parse_settings(sweep: Sweep, argv: Sequence[str] | None) -> Settings:
     options = []
     for option in sweep.options:
         value = getattr(args, f"option_{option.field}")
-        if value is None and option.required_with_data and args.data:
+        given_by_set = any(item.partition("=")[0].strip() == option.field for item in args.set)
+        if value is None and option.required_with_data and args.data and not given_by_set:
             parser.error(f"{sweep.name} with --data needs {option.flag}: {option.help}")
         if value is not None:
             options.append((option.field, os.path.abspath(value) if option.path else value))

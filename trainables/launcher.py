@@ -77,12 +77,12 @@ def validate(sweep: Sweep, settings: Settings) -> Launch:
             print(f"[aigid] {note}", flush=True)
     checked, configs = set(), []
     for flat in trials:
-        config = sweep.method.resolve(flat, index)
-        backbone = (getattr(config, "backbone", None), getattr(config, "pretrained", None))
+        unresolved = sweep.method.config_cls.from_flat(flat)
+        backbone = (getattr(unresolved, "backbone", None), getattr(unresolved, "pretrained", None))
         if backbone[0] and backbone not in checked:
             check_backbone(*backbone)
             checked.add(backbone)
-        configs.append(config)
+        configs.append(sweep.method.resolve(flat, index))
     points = [config.to_flat() for config in configs]
     axes = sweep.axes(settings.synthetic)
     filled = {k: v for k, v in dataset_defaults(sweep, trials[0], configs[0]).items() if k not in axes}

@@ -2,6 +2,8 @@
 Ray task on the cluster, before any trial; its result reaches every trial through the object store."""
 from __future__ import annotations
 
+import time
+
 import ray
 import torch
 
@@ -23,12 +25,12 @@ def pass_cpus() -> int:
 
 
 @ray.remote
-def _prepare_task(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int) -> dict:
+def _prepare_task(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int) -> tuple[dict, list[str]]:
     torch.set_num_threads(cpus)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    context = PrepareContext(cache_dir, device=device, num_workers=max(0, cpus - 1),
-                             log=lambda line: print(line, flush=True))
-    return method.prepare(index, configs, context)
+    lines: list[str] = []  # shown by the driver: a task's own output reaches it only with log_to_driver
+    context = PrepareContext(cache_dir, device=device, num_workers=max(0, cpus - 1), log=lines.append)
+    return method.prepare(index, configs, context), lines
 
 
 def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: float) -> dict:
@@ -37,11 +39,18 @@ def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: f
         return {}
     cpus = pass_cpus()
     on_gpu = method.prepare_uses_accelerator and gpus > 0
+    print(f"[aigid] preparing what the {len(configs)} trials share, once, on {'a GPU' if on_gpu else f'{cpus} CPU(s)'}",
+          flush=True)
+    start = time.perf_counter()
     try:
-        return ray.get(_prepare_task.options(num_cpus=cpus, num_gpus=1 if on_gpu else 0).remote(
+        shared, lines = ray.get(_prepare_task.options(num_cpus=cpus, num_gpus=1 if on_gpu else 0).remote(
             method, index, configs, cache_dir, cpus))
     except ray.exceptions.RayTaskError as error:
         cause = error.cause  # the task's own exception
         if isinstance(cause, UserError):  # DataError, BackboneError: the message names the fix
             raise PrepareError(f"{method.name} could not prepare the sweep: {cause}") from error
         raise
+    for line in lines:
+        print(line, flush=True)
+    print(f"[aigid] prepared once for {len(configs)} trials in {time.perf_counter() - start:.0f} s", flush=True)
+    return shared

@@ -14,6 +14,7 @@ from trainables.arguments import Settings
 from trainables.launcher import Launch
 from trainables.prepare import prepare
 from trainables.progress import Progress
+from trainables.resources import check_fits
 from trainables.search import Search, search_for
 from trainables.storage import check_shared_storage, resolve_run
 from trainables.summary import collect, report
@@ -82,6 +83,7 @@ def best_trial(result_grid, trials: list[Trial], metric: str, mode: str) -> Tria
 def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str) -> list[Trial]:
     """Launch (or resume) the sweep under a parent MLflow run; print and log the paper's table."""
     start_ray(settings.address)
+    check_fits(settings.cpus_per_trial, settings.gpus_per_trial)
     method = sweep.method
     storage = check_shared_storage(settings.storage, settings.shared_storage)
     run_name, resuming = resolve_run(sweep.name, storage, settings.name, settings.resume)
