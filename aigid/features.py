@@ -132,6 +132,14 @@ class FeatureTable:
         return {k: v for k, v in self.__dict__.items() if k != "_row_of"}
 
 
+def tensor_view(table: FeatureTable, output: str) -> torch.Tensor:
+    """`output` of a table as a tensor sharing its memory (a read-only view of Ray's object store or a
+    memory map; trainers only gather rows from it, never write)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
+        return torch.from_numpy(table.features[output])
+
+
 class LabelledRows:
     """The rows of a feature table that belong to `samples`, with their labels as a float tensor;
     images that could not be decoded are dropped and counted in `skipped`."""

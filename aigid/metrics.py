@@ -85,6 +85,16 @@ def per_subset_summary(per_subset: dict[str, dict[str, float]], prefix: str = "t
     return flat
 
 
+def held_out_summary(metrics_of, tests: dict, val=None) -> dict[str, float]:
+    """`per_subset_summary` of `metrics_of(part)` over the test parts, plus `val/acc` and `val/ap`
+    when a validation part is given (what model selection reads)."""
+    report = per_subset_summary({subset: metrics_of(part) for subset, part in tests.items()})
+    if val is not None:
+        metrics = metrics_of(val)
+        report.update({"val/acc": metrics["acc"], "val/ap": metrics["ap"]})
+    return report
+
+
 def mean_std(values) -> tuple[float, float]:
     """Mean and population std, as the papers' "mean (± std)" over epochs or seeds."""
     values = np.asarray([v for v in values if v is not None and not np.isnan(v)], dtype=np.float64)

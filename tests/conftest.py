@@ -23,3 +23,17 @@ def small_genimage(tmp_path_factory):
     from aigid.data.synthetic import make_synthetic
 
     return make_synthetic(tmp_path_factory.mktemp("genimage") / "synthetic", n_train=8, n_test=4)
+
+
+@pytest.fixture
+def horse_only_ufd(tmp_path):
+    """A synthetic UFD tree whose train/ and val/ hold ProGAN's horse class only (RINE's 1-class setting)."""
+    from aigid.data.synthetic import make_synthetic
+
+    root = make_synthetic(tmp_path / "horse-only", layout="ufd", n_train=1, n_test=1)
+    for cls in ("car", "cat", "chair"):
+        for split in ("train", "val"):
+            for path in sorted((root / split / cls).rglob("*"), reverse=True):
+                path.unlink() if path.is_file() else path.rmdir()
+            (root / split / cls).rmdir()
+    return root

@@ -117,7 +117,7 @@ def test_checkpoint_restores_a_run_exactly(small_genimage):
     second.load_state_dict(state)
     assert (second.epoch, second.step, second.q_step) == (1, 2, 6)
     assert torch.equal(second.model.classifier.weight, first.model.classifier.weight)
-    with pytest.raises(ValueError, match="different APN config"):
+    with pytest.raises(ValueError, match="different APNConfig"):
         trainer(small_genimage, epochs=3).load_state_dict(state)
 
 

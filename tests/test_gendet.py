@@ -209,7 +209,7 @@ def test_a_resumed_run_matches_an_uninterrupted_one():
     resumed = trainer()
     resumed.load_state_dict(state)
     assert [r["test/mean/acc"] for r in resumed.run()] == whole[4:]
-    with pytest.raises(ValueError, match="different GenDet config"):
+    with pytest.raises(ValueError, match="different GenDetConfig"):
         trainer({"margin": 1.0}).load_state_dict(state)
 
 

@@ -58,7 +58,7 @@ def test_resuming_from_a_checkpoint_continues_the_same_run(small_genimage):
     assert rest[0]["test/mean/acc"] == pytest.approx(full[-1]["test/mean/acc"])
     for a, b in zip(straight.model.state_dict().values(), resumed.model.state_dict().values()):
         assert torch.allclose(a, b, atol=1e-6)
-    with pytest.raises(ValueError, match="different LoL config"):
+    with pytest.raises(ValueError, match="different LoLConfig"):
         trainer(small_genimage, lr=1e-2).load_state_dict(state)
 
 

@@ -96,7 +96,7 @@ def test_a_restored_trainer_continues_exactly(ufd, cached):
     resumed.load_state_dict(state)
     assert list(resumed.run()) == straight[1:]
     other = UnivFDConfig.from_flat({**config.to_flat(), "lr": 1e-3})
-    with pytest.raises(ValueError, match="different UnivFD config"):
+    with pytest.raises(ValueError, match="different UnivFDConfig"):
         UnivFDTrainer(other, ufd, {"features": features}).load_state_dict(state)
 
 
@@ -110,13 +110,8 @@ def test_the_spec_prepares_the_same_features_from_the_cache(ufd, cached):
     UNIVFD.config_cls.from_flat(dict(UNIVFD.offline))
 
 
-def test_bad_data_fails_before_training(ufd, tmp_path):
-    only_horse = make_synthetic(tmp_path / "s", layout="ufd", n_train=1, n_test=1)
-    for cls in ("car", "cat", "chair"):
-        for split in ("train", "val"):
-            for path in sorted((only_horse / split / cls).rglob("*"), reverse=True):
-                path.unlink() if path.is_file() else path.rmdir()
-            (only_horse / split / cls).rmdir()
+def test_bad_data_fails_before_training(ufd, horse_only_ufd):
+    only_horse = horse_only_ufd
     index = scan(only_horse)
     with pytest.raises(DataError, match=r"lacks \['car', 'cat', 'chair'\].*use classes=20 .* or classes=1"):
         check_data(UnivFDConfig(classes=4), index)

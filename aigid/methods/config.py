@@ -93,6 +93,12 @@ class FlatConfig:
                             + " ".join(f"{n}={example[n]!r}" for n in missing))
         return dataclasses.replace(self, **filled) if filled else self
 
+    def check_checkpoint(self, state: dict) -> None:
+        """A trainer's `load_state_dict` calls this: a checkpoint of another config must not be mixed in."""
+        if state["config"] != self.to_flat():
+            raise ValueError(f"checkpoint was written by a run with a different {type(self).__name__}; "
+                             "refusing to mix them")
+
     def require_resolved(self) -> None:
         """Trainers call this: the boundary (launcher, `aigid train`) resolves configs against the data."""
         unresolved = [name for name in self.BY_DATASET if getattr(self, name) is None]

@@ -28,6 +28,23 @@ class Trainer(Protocol):
     def load_state_dict(self, state: dict) -> None: ...
 
 
+class OneModelCheckpoints:
+    """`state_dict` / `load_state_dict` for a trainer of one `model` with one `optimizer`, a batch-order
+    `generator`, `epoch`, `step` and `config` (RINE's and UnivFD's heads on cached features)."""
+
+    def state_dict(self) -> dict:
+        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
+                "generator": self.generator.get_state(), "epoch": self.epoch, "step": self.step,
+                "config": self.config.to_flat()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.config.check_checkpoint(state)
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.generator.set_state(state["generator"])
+        self.epoch, self.step = state["epoch"], state["step"]
+
+
 @dataclass(frozen=True)
 class PrepareContext:
     """Where and how a sweep's once-per-sweep preparation runs (a Ray task, or `aigid train` in-process)."""

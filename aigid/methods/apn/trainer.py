@@ -183,8 +183,7 @@ class APNTrainer:
         return state
 
     def load_state_dict(self, state: dict) -> None:
-        if state["config"] != self.config.to_flat():
-            raise ValueError("checkpoint was written by a run with a different APN config; refusing to mix them")
+        self.config.check_checkpoint(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])

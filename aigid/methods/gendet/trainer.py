@@ -17,7 +17,6 @@ own head until the classifier is trained (the "Teacher" row of Tables 1-2), then
 """
 from __future__ import annotations
 
-import warnings
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -28,7 +27,7 @@ from aigid.backbones import require_vit
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
 from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform
-from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows
+from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
 from aigid.methods.gendet.config import GenDetConfig
 from aigid.methods.gendet.model import GenDet, margin_loss, squared_discrepancy
 from aigid.metrics import binary_metrics, per_subset_summary
@@ -77,9 +76,7 @@ class GenDetTrainer:
         self.config = config
         self.device = torch.device(device)
         table: FeatureTable = shared["features"][view_name(config)]
-        with warnings.catch_warnings():  # a read-only zero-copy view of Ray's object store; never written
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
-            self.features = torch.from_numpy(table.features[config.output])  # float16, shared with the table
+        self.features = tensor_view(table, config.output)  # float16, shared with the table
         if self.device.type == "cuda" and self.features.nbytes <= DEVICE_FEATURES_BYTES:
             self.features = self.features.to(self.device)  # batches are then gathered on the GPU, no copies
         self.train = LabelledRows(table, select_training_samples(index, config))
@@ -237,8 +234,7 @@ class GenDetTrainer:
                 "config": self.config.to_flat()}
 
     def load_state_dict(self, state: dict) -> None:
-        if state["config"] != self.config.to_flat():
-            raise ValueError("checkpoint was written by a run with a different GenDet config; refusing to mix them")
+        self.config.check_checkpoint(state)
         self.model.load_state_dict(state["model"])
         for name, optimizer in self.optimizers.items():
             optimizer.load_state_dict(state["optimizers"][name])

@@ -147,8 +147,7 @@ class LoLTrainer:
         }
 
     def load_state_dict(self, state: dict) -> None:
-        if state["config"] != self.config.to_flat():
-            raise ValueError("checkpoint was written by a run with a different LoL config; refusing to mix them")
+        self.config.check_checkpoint(state)
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.mask_generator.set_state(state["mask_generator"])

@@ -22,7 +22,8 @@ from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows
 from aigid.methods.rine.augment import CNNDetectionAugment
 from aigid.methods.rine.config import CLASS_SETTINGS, RINEConfig
 from aigid.methods.rine.model import RINEHead, rine_loss
-from aigid.metrics import binary_metrics, per_subset_summary
+from aigid.methods.spec import OneModelCheckpoints
+from aigid.metrics import binary_metrics, held_out_summary
 
 VAL_SPLIT = "val"
 EVAL_BATCH = 1024
@@ -81,7 +82,7 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
     return requests
 
 
-class RINETrainer:
+class RINETrainer(OneModelCheckpoints):
     """One RINE run on cached features: yields per-epoch metrics; `state_dict()` is a complete checkpoint."""
 
     def __init__(self, config: RINEConfig, index: DatasetIndex, shared: Mapping, *, device="cpu",
@@ -136,11 +137,7 @@ class RINETrainer:
 
     def evaluate(self) -> dict:
         """Centre-crop ACC/AP on every test set (`test/<subset>/...`, `test/mean/...`) and on val."""
-        report = per_subset_summary({subset: self.metrics(part) for subset, part in self.tests.items()})
-        if self.val is not None:
-            val = self.metrics(self.val)
-            report.update({"val/acc": val["acc"], "val/ap": val["ap"]})
-        return report
+        return held_out_summary(self.metrics, self.tests, self.val)
 
     def run(self) -> Iterator[dict]:
         while self.epoch < self.config.epochs:
@@ -151,18 +148,6 @@ class RINETrainer:
             yield {"epoch": self.epoch, "step": self.step, "epoch_end": True, "train/loss": loss, "lr": lr,
                    "data/skipped_files": skipped, **self.evaluate()}
 
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(),
-                "epoch": self.epoch, "step": self.step, "config": self.config.to_flat()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["config"] != self.config.to_flat():
-            raise ValueError("checkpoint was written by a run with a different RINE config; refusing to mix them")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.epoch, self.step = state["epoch"], state["step"]
 
 
 def check_data(config: RINEConfig, index: DatasetIndex) -> None:

@@ -9,7 +9,6 @@ BCEWithLogitsLoss, as networks/trainer.py does with the backbone fixed.
 """
 from __future__ import annotations
 
-import warnings
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -19,10 +18,11 @@ from torch import nn
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
 from aigid.data.subsets import test_subsets
 from aigid.data.transforms import test_transform
-from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows
+from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
 from aigid.methods.rine.config import CLASS_SETTINGS
 from aigid.methods.univfd.config import ALL_CLASSES, OUTPUT, UnivFDConfig
-from aigid.metrics import binary_metrics, per_subset_summary
+from aigid.methods.spec import OneModelCheckpoints
+from aigid.metrics import binary_metrics, held_out_summary
 
 VAL_SPLIT = "val"
 EVAL_BATCH = 8192
@@ -82,7 +82,7 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
     return requests
 
 
-class UnivFDTrainer:
+class UnivFDTrainer(OneModelCheckpoints):
     """One UnivFD run on cached embeddings: metrics after every epoch; `state_dict()` is a complete checkpoint."""
 
     def __init__(self, config: UnivFDConfig, index: DatasetIndex, shared: Mapping, *, device="cpu",
@@ -91,9 +91,7 @@ class UnivFDTrainer:
         self.config = config
         self.device = torch.device(device)
         table: FeatureTable = shared["features"][view_name(config)]
-        with warnings.catch_warnings():  # a read-only zero-copy view of Ray's object store; never written
-            warnings.filterwarnings("ignore", "The given NumPy array is not writable", UserWarning)
-            self.features = torch.from_numpy(table.features[OUTPUT])  # (N, embed_dim) float16
+        self.features = tensor_view(table, OUTPUT)  # (N, embed_dim) float16
         if self.device.type == "cuda" and self.features.nbytes <= DEVICE_FEATURES_BYTES:
             self.features = self.features.to(self.device)
         self.train = LabelledRows(table, select_training_samples(index, config))
@@ -150,11 +148,7 @@ class UnivFDTrainer:
 
     def evaluate(self) -> dict:
         """ACC@0.5 / AP per test set (`test/<subset>/...`, `test/mean/...`), and on val where present."""
-        report = per_subset_summary({subset: self.metrics(part) for subset, part in self.tests.items()})
-        if self.val is not None:
-            val = self.metrics(self.val)
-            report.update({"val/acc": val["acc"], "val/ap": val["ap"]})
-        return report
+        return held_out_summary(self.metrics, self.tests, self.val)
 
     def run(self) -> Iterator[dict]:
         parts = [self.train, *self.tests.values(), *([self.val] if self.val is not None else [])]
@@ -164,18 +158,6 @@ class UnivFDTrainer:
             yield {"epoch": self.epoch, "step": self.step, "epoch_end": True, "train/loss": loss,
                    "data/skipped_files": sum(p.skipped for p in parts), **self.evaluate()}
 
-    def state_dict(self) -> dict:
-        return {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "generator": self.generator.get_state(), "epoch": self.epoch, "step": self.step,
-                "config": self.config.to_flat()}
-
-    def load_state_dict(self, state: dict) -> None:
-        if state["config"] != self.config.to_flat():
-            raise ValueError("checkpoint was written by a run with a different UnivFD config; refusing to mix them")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.generator.set_state(state["generator"])
-        self.epoch, self.step = state["epoch"], state["step"]
 
 
 def check_data(config: UnivFDConfig, index: DatasetIndex) -> None:
