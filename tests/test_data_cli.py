@@ -30,9 +30,10 @@ def test_inspect_reports_layout_counts_and_problems(messy_synthetic, capsys):
     out = capsys.readouterr().out
     assert "layout: genimage (detected)" in out
     assert "synthetic: yes" in out and "not a real benchmark" in out
-    assert "sdv14       train        2        2" in out
-    assert "wukong      val          1        1" in out
-    assert "total                   24       24" in out
+    assert "sdv14       train        2        2           0" in out
+    assert "sdv14       val          1        0           1" in out  # the table counts readable images
+    assert "wukong      val          1        1           0" in out
+    assert "total                   24       23           1" in out
     assert "non-image file(s) of kind '.txt'" in out
     assert "unreadable images: 1 of 48" in out and str(victim) in out
 

@@ -35,17 +35,21 @@ def add_data_commands(subparsers) -> None:
     make.set_defaults(func=_make_synthetic)
 
 
-def _count_table(index: DatasetIndex) -> str:
-    """Images per subset x split, real and fake columns."""
-    rows: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: {REAL: 0, FAKE: 0})
-    for (subset, split, label), n in index.counts().items():
-        rows[subset, split][label] += n
+def _count_table(index: DatasetIndex, unreadable: frozenset[str] = frozenset()) -> str:
+    """Readable images per subset x split, real and fake columns; unreadable ones in a column of their own."""
+    rows: dict[tuple[str, str], dict] = defaultdict(lambda: {REAL: 0, FAKE: 0, "bad": 0})
+    for sample in index.samples:
+        rows[sample.subset, sample.split]["bad" if sample.path in unreadable else sample.label] += 1
     width = max(len("subset"), *(len(subset) for subset, _ in rows))
-    lines = [f"{'subset':<{width}}  {'split':<5}  {'real':>7}  {'fake':>7}"]
+    bad = "  unreadable" if unreadable else ""
+    lines = [f"{'subset':<{width}}  {'split':<5}  {'real':>7}  {'fake':>7}{bad}"]
+    total = {REAL: 0, FAKE: 0, "bad": 0}
     for (subset, split), n in sorted(rows.items()):
-        lines.append(f"{subset:<{width}}  {split:<5}  {n[REAL]:>7}  {n[FAKE]:>7}")
-    total = {label: sum(n[label] for n in rows.values()) for label in (REAL, FAKE)}
-    lines.append(f"{'total':<{width}}  {'':<5}  {total[REAL]:>7}  {total[FAKE]:>7}")
+        lines.append(f"{subset:<{width}}  {split:<5}  {n[REAL]:>7}  {n[FAKE]:>7}"
+                     + (f"  {n['bad']:>10}" if unreadable else ""))
+        total = {k: total[k] + n[k] for k in total}
+    lines.append(f"{'total':<{width}}  {'':<5}  {total[REAL]:>7}  {total[FAKE]:>7}"
+                 + (f"  {total['bad']:>10}" if unreadable else ""))
     return "\n".join(lines)
 
 
@@ -70,8 +74,12 @@ def _inspect(args) -> int:
         print(f"synthetic: yes ({SYNTHETIC_MARKER}): a generated stand-in, not a real benchmark")
     else:
         print("synthetic: no")
+    bad = []
+    if not args.skip_check:  # before the table, so that it counts readable images only
+        progress = _progress if len(files) >= _PROGRESS_EVERY else None
+        bad = find_unreadable(files, progress=progress, every=_PROGRESS_EVERY)
     print()
-    print(_count_table(index))
+    print(_count_table(index, frozenset(path for path, _ in bad)))
     if len(files) < len(index.samples):
         print(f"({len(files)} distinct files: a real image paired with several generators counts in each)")
     print()
@@ -80,9 +88,7 @@ def _inspect(args) -> int:
         print(f"  - {problem}")
     if args.skip_check:
         return 0
-    progress = _progress if len(files) >= _PROGRESS_EVERY else None
-    bad = find_unreadable(files, progress=progress, every=_PROGRESS_EVERY)
-    print(f"unreadable images: {len(bad)} of {len(files)}")
+    print(f"unreadable images: {len(bad)} of {len(files)} (not counted in the table above)")
     for path, reason in bad[:_SHOW_UNREADABLE]:
         print(f"  - {path}: {reason}")
     if len(bad) > _SHOW_UNREADABLE:
