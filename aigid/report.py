@@ -64,14 +64,18 @@ def failures(trials: Sequence[Trial]) -> str:
 
 
 def heatmap_figure(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str):
-    """A matplotlib heat map (train subset × test subset), values in percent, like the LoL paper's Fig. 4."""
+    """A matplotlib heat map (train subset × test subset), values in percent, like the LoL paper's Fig. 4,
+    on a diverging scale centred on chance."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from matplotlib.colors import TwoSlopeNorm
+
     fig, ax = plt.subplots(figsize=(1 + 0.8 * len(col_labels), 1 + 0.7 * len(row_labels)))
-    image = ax.imshow(100 * matrix, cmap="Blues", vmin=0, vmax=100)
+    # Diverging around chance: a binary detector at 50 % is white, better is blue, worse is red.
+    image = ax.imshow(100 * matrix, cmap="RdBu", norm=TwoSlopeNorm(vmin=0, vcenter=50, vmax=100))
     ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right")
     ax.set_yticks(range(len(row_labels)), row_labels)
     ax.set_xlabel("test subset")
@@ -79,7 +83,9 @@ def heatmap_figure(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Se
     for i in range(matrix.shape[0]):
         for j in range(matrix.shape[1]):
             if not np.isnan(matrix[i, j]):
-                ax.text(j, i, f"{100 * matrix[i, j]:.1f}", ha="center", va="center", fontsize=7)
+                far = abs(100 * matrix[i, j] - 50) > 30  # dark cell: white text
+                ax.text(j, i, f"{100 * matrix[i, j]:.1f}", ha="center", va="center", fontsize=7,
+                        color="white" if far else "black")
     ax.set_title(title)
     fig.colorbar(image, ax=ax, label="ACC (%)")
     fig.tight_layout()
