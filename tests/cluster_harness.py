@@ -140,7 +140,7 @@ def kill_worker_then_stop_and_resume_driver(cluster: Cluster, workdir: Path) -> 
                                               "--max-failures", "3", "--name", "killed-worker"), wait=False))
     out["kill_status"] = wait_for(jobs, first, deadline, when=lambda: len(list(killed.glob("*/checkpoint_*"))) >= 2,
                                   then=lambda: out.setdefault("killed_raylets", cluster.kill_worker(1)))
-    out["kill_log"] = jobs.get_job_logs(first)[-8000:]
+    out["kill_log"] = jobs.get_job_logs(first)[-30000:]
 
     stopped = workdir / "results" / "stopped-driver"
     second = job_id(cluster.submit(*sweep_args(workdir, "lol_cross_generator.py", "--smoke", "--set", "epochs=2",

@@ -34,7 +34,7 @@ def test_cluster_survives_a_dead_worker_and_a_stopped_driver(tmp_path):
 
     # A worker node died mid-sweep: its trials resumed from their checkpoints on the other node.
     assert out["killed_raylets"] == 1
-    assert out["kill_status"] == "SUCCEEDED", out["kill_log"][-3000:]
+    assert out["kill_status"] == "SUCCEEDED", out["kill_log"][-30000:]
     assert "(8/8 trials done)" in out["kill_log"]
     client = MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
     parent, children = runs_of(client, "killed-worker")

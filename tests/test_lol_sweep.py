@@ -72,6 +72,8 @@ def test_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path,
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(parents) == 1 and len(children) == 2
     assert parents[0].data.tags["synthetic"] == "true" and parents[0].info.status == "FINISHED"
+    assert parents[0].data.metrics["trials/finished"] == 2 and "best/test/mean/acc" in parents[0].data.metrics
+    assert parents[0].data.tags["best.mask_ratio"] in {"(0.0, 0.2)", "(0.6, 0.8)"}
     assert {c.data.params["mask_ratio"] for c in children} == {"(0.0, 0.2)", "(0.6, 0.8)"}
     for child in children:
         assert child.info.status == "FINISHED"

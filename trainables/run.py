@@ -109,7 +109,8 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
                             resuming=resuming, callbacks=callbacks)
         result_grid = tuner.fit()
         trials = collect(result_grid, method, list(launch.axes))
-        report(sweep, trials, best_trial(result_grid, trials, method.metric, method.mode), client, parent)
+        report(sweep, trials, best_trial(result_grid, trials, method.metric, method.mode), client, parent,
+               list(launch.axes))
         status = "FINISHED" if all(t.finished for t in trials) else "FAILED"
         return trials
     finally:
