@@ -13,3 +13,7 @@ class UserError(ValueError):
 
 class ConfigError(UserError):
     """A config field with a value its method cannot take (unknown name, wrong type, out of range)."""
+
+
+class StorageError(UserError):
+    """A storage location, cache or run name that cannot serve this sweep; the message says what to pass."""

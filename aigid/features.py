@@ -9,20 +9,26 @@ is the same whichever list it is in). Its cache key hashes exactly the inputs th
 the features: the resolved model name, the weights id, the sorted image paths with their
 sizes and mtimes, the transform's full description, the view, the seed and the outputs.
 
-Entries are written to a temporary file and moved into place with os.replace, so a killed
-run leaves no file under an entry's name, and an entry that does not load (or does not
-match its request) is recomputed rather than read. Features are computed in float32 and
-stored (on disk and in memory) as float16: half the disk and object-store memory; the
-heads that read them train in float32.
+Entries are folders `<cache_dir>/<key>/` holding one `.npy` file per output (float16, row i
+for paths[i]), `ok.npy` and `meta.json`. A pass streams its rows into a hidden partial folder
+batch by batch and renames the folder into place when complete: the pass's memory does not grow
+with the dataset, a killed pass leaves no folder under an entry's name, and an entry that does
+not load (or does not match its request) is recomputed rather than read. Trials memory-map the
+entry's files (a table pickles as its folder's path), so a 7 GB view set is never copied into a
+trial or through Ray's object store. On CUDA the frozen pass runs under bf16 autocast
+(`precision`, part of the key); heads read the float16 rows and train in float32.
 """
 from __future__ import annotations
 
+import json
 import os
 import secrets
+import shutil
+import socket
 import time
 import warnings
 import zlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
 
@@ -34,9 +40,13 @@ from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens
 from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 from aigid.data.index import DataError
+from aigid.errors import StorageError
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
 STORED_DTYPE = np.float16
+PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # autocast dtype of the frozen pass
+META_FILE, OK_FILE = "meta.json", "ok.npy"
+LOG_EVERY_S = 15.0
 
 # output name -> (frozen visual tower, normalised images) -> (B, ...) float32
 OUTPUTS: dict[str, Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]] = {
@@ -84,8 +94,11 @@ class FeatureRequest:
     view: int = 0
     seed: int = 0
     label: str = field(default="", compare=False)  # for progress lines only
+    precision: str = "float32"  # "bfloat16": the pass runs under autocast (CUDA's default, see SharedFeatures)
 
     def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}")
         unknown = sorted(set(self.outputs) - set(OUTPUTS))
         if unknown or not self.outputs:
             raise ValueError(f"unknown backbone output(s) {unknown or '(none given)'}; known: {sorted(OUTPUTS)}")
@@ -104,7 +117,8 @@ class FeatureRequest:
     def describe(self) -> dict:
         return {"version": CACHE_VERSION, "model": resolve_model_name(self.backbone, self.pretrained),
                 "weights": _weights_id(self.pretrained), "transform": repr(self.transform),
-                "view": self.view, "seed": self.seed, "outputs": list(self.outputs), "images": len(self.paths)}
+                "view": self.view, "seed": self.seed, "outputs": list(self.outputs), "images": len(self.paths),
+                "precision": self.precision}
 
     def key(self) -> str:
         """Content hash of everything that decides the features (stats every image file)."""
@@ -116,8 +130,20 @@ class FeatureTable:
     """Stored outputs of one view set: row i of every array belongs to paths[i]."""
 
     paths: tuple[str, ...]
-    features: dict[str, np.ndarray]  # output name -> (N, ...) float16
+    features: dict[str, np.ndarray]  # output name -> (N, ...) float16, in memory or memory-mapped
     ok: np.ndarray  # (N,) bool; False for an image that could not be decoded (its rows are zeros)
+    location: str | None = None  # the store entry the arrays are mapped from, if any
+
+    @classmethod
+    def open(cls, entry: Path) -> "FeatureTable":
+        """The table of a store entry, its outputs memory-mapped read-only (nothing is read yet)."""
+        meta = json.loads((entry / META_FILE).read_text())
+        paths = tuple(meta["paths"])
+        features = {name: np.load(entry / f"{name}.npy", mmap_mode="r") for name in meta["request"]["outputs"]}
+        ok = np.load(entry / OK_FILE)
+        if any(len(a) != len(paths) for a in (ok, *features.values())):
+            raise ValueError(f"row counts differ from the {len(paths)} paths")
+        return cls(paths, features, ok, str(entry))
 
     def rows(self, paths: Iterable[str]) -> np.ndarray:
         """Row numbers of `paths`; a path not in this table is a KeyError naming it."""
@@ -128,8 +154,21 @@ class FeatureTable:
         except KeyError as error:
             raise KeyError(f"image {error.args[0]} has no cached features in this view set") from None
 
-    def __getstate__(self):  # the row map is rebuilt where needed, not shipped through Ray
-        return {k: v for k, v in self.__dict__.items() if k != "_row_of"}
+    def __getstate__(self):
+        if self.location:  # mapped again wherever it is unpickled, never copied
+            return {"location": self.location}
+        return {k: v for k, v in self.__dict__.items() if k != "_row_of"}  # the row map is rebuilt where needed
+
+    def __setstate__(self, state: dict):
+        if "features" in state:
+            self.__dict__.update(state)
+            return
+        try:
+            self.__dict__.update(FeatureTable.open(Path(state["location"])).__dict__)
+        except FileNotFoundError:
+            raise StorageError(
+                f"feature store entry {state['location']} is not on node {socket.gethostname()}: on a cluster, "
+                "--cache-dir must be storage every node mounts at the same path (NFS, EFS, Filestore)") from None
 
 
 def tensor_view(table: FeatureTable, output: str) -> torch.Tensor:
@@ -153,69 +192,121 @@ class LabelledRows:
         self.skipped = int((~keep).sum())
 
 
-class FeatureCache:
-    """Entries `<root>/<key>.pt`, each written whole (temp file + os.replace) or not at all."""
+class FeatureStore:
+    """Entries `<root>/<key>/`, each renamed into place complete or not there at all."""
 
     def __init__(self, root):
         self.root = Path(root)
 
     def path(self, key: str) -> Path:
-        return self.root / f"{key}.pt"
+        return self.root / key
 
     def load(self, request: FeatureRequest, key: str) -> FeatureTable | None:
-        path = self.path(key)
-        if not path.is_file():
+        entry = self.path(key)
+        if not entry.is_dir():
             return None
         try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            table = FeatureTable(tuple(entry["paths"]), {k: v.numpy() for k, v in entry["features"].items()},
-                                 entry["ok"].numpy())
-            valid = (entry["meta"] == request.describe() and table.paths == request.paths
-                     and all(len(a) == len(table.paths) for a in table.features.values()))
-        except Exception as error:  # a damaged file is a miss, never a result
-            warnings.warn(f"ignoring unreadable feature cache entry {path}: {error}")
+            table = FeatureTable.open(entry)
+            valid = (json.loads((entry / META_FILE).read_text())["request"] == request.describe()
+                     and table.paths == request.paths)
+        except Exception as error:  # a damaged entry is a miss, never a result
+            warnings.warn(f"ignoring unreadable feature store entry {entry}: {error}")
             return None
         return table if valid else None
 
-    def store(self, request: FeatureRequest, key: str, table: FeatureTable) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)
-        partial = self.root / f".{key}.{os.getpid()}-{secrets.token_hex(4)}.partial"
-        entry = {"meta": request.describe(), "paths": list(table.paths), "ok": torch.from_numpy(table.ok),
-                 "features": {k: torch.from_numpy(v) for k, v in table.features.items()}}
+    def partial(self, key: str) -> Path:
+        """A fresh hidden folder for a pass to stream an entry into."""
+        folder = self.root / f".{key}.{os.getpid()}-{secrets.token_hex(4)}.partial"
+        folder.mkdir(parents=True)
+        return folder
+
+    def install(self, request: FeatureRequest, key: str, partial: Path, table: FeatureTable) -> FeatureTable:
+        """Write the entry's meta last and rename the folder into place; a concurrent pass that got
+        there first with the same entry wins (its rows are the same)."""
+        meta = {"request": request.describe(), "paths": list(table.paths)}
+        (partial / META_FILE).write_text(json.dumps(meta))
+        entry = self.path(key)
         try:
-            torch.save(entry, partial)
-            os.replace(partial, self.path(key))
-        finally:
-            partial.unlink(missing_ok=True)
+            partial.rename(entry)
+        except OSError:  # the entry exists: replace it only if it does not load
+            if self.load(request, key) is None:
+                shutil.rmtree(entry, ignore_errors=True)
+                partial.rename(entry)
+        return FeatureTable.open(entry)
+
+
+class _Rows:
+    """The rows of one pass, appended in order: streamed into `.npy` files in `folder` (memory stays
+    flat whatever the image count), or kept in memory without one."""
+
+    def __init__(self, n: int, folder: Path | None):
+        self.n, self.folder = n, folder
+        self.files: dict[str, object] = {}
+        self.blocks: dict[str, list[np.ndarray]] = {}
+
+    def append(self, name: str, block: np.ndarray) -> None:
+        if self.folder is None:
+            self.blocks.setdefault(name, []).append(block)
+            return
+        if name not in self.files:
+            self.files[name] = open(self.folder / f"{name}.npy", "wb")
+            np.lib.format.write_array_header_1_0(self.files[name], {
+                "descr": np.lib.format.dtype_to_descr(block.dtype), "fortran_order": False,
+                "shape": (self.n, *block.shape[1:])})
+        self.files[name].write(np.ascontiguousarray(block).tobytes())
+
+    def finish(self, ok: np.ndarray) -> dict[str, np.ndarray]:
+        """The in-memory arrays; with a folder, its files are closed and `ok` is written beside them
+        (the folder is read back as memory maps by `FeatureTable.open` once installed)."""
+        for file in self.files.values():
+            file.close()
+        if self.folder is not None:
+            np.save(self.folder / OK_FILE, ok)
+        return {name: np.concatenate(blocks) for name, blocks in self.blocks.items()}
 
 
 @torch.no_grad()
 def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="cpu", batch_size: int = 64,
-                  num_workers: int = 0, log: Callable[[str], None] | None = None, log_every: int = 10) -> FeatureTable:
-    """Run the frozen `visual` over one view set (no cache involved)."""
+                  num_workers: int = 0, folder: Path | None = None,
+                  log: Callable[[str], None] | None = None) -> FeatureTable:
+    """Run the frozen `visual` over one view set; its rows are streamed into `folder` when one is given
+    (`FeatureStore.partial`), else returned in memory."""
     visual.eval()
-    n = len(request.paths)
+    device, n = torch.device(device), len(request.paths)
+    autocast = PRECISIONS[request.precision]
     loader = DataLoader(IndexedImages(request.paths, request.view_of), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=collate_indexed, pin_memory=torch.device(device).type == "cuda")
-    arrays: dict[str, np.ndarray] = {}
-    ok = np.zeros(n, dtype=bool)
-    start, done = time.perf_counter(), 0
-    for batch_number, (rows, images) in enumerate(loader, 1):
-        done += batch_size
+                        collate_fn=collate_indexed, pin_memory=device.type == "cuda")
+    written, ok = _Rows(n, folder), np.zeros(n, dtype=bool)
+    shapes: dict[str, tuple] = {}  # known from the first batch with a readable image
+    pending = 0  # leading rows without a readable image, written as zeros once the shapes are known
+    start = last_log = time.perf_counter()
+    for first, (rows, images) in zip(range(0, n, batch_size), loader):  # batches in row order (no shuffle)
+        size, outs = min(batch_size, n - first), {}
         if images is not None:
             images = images.to(device, non_blocking=True)
-            for name in request.outputs:
-                out = OUTPUTS[name](visual, images).float().cpu().numpy()
-                if name not in arrays:
-                    arrays[name] = np.zeros((n, *out.shape[1:]), dtype=STORED_DTYPE)
-                arrays[name][rows.numpy()] = out
+            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                outs = {name: OUTPUTS[name](visual, images).float().cpu().numpy() for name in request.outputs}
             ok[rows.numpy()] = True
-        if log and (batch_number % log_every == 0 or done >= n):
-            rate = min(done, n) / max(time.perf_counter() - start, 1e-9)
-            log(f"[aigid] features {request.label or request.backbone}: {min(done, n)}/{n} images ({rate:.0f}/s)")
-    if not arrays:
+            if not shapes:
+                shapes = {name: out.shape[1:] for name, out in outs.items()}
+                for name, shape in shapes.items():
+                    written.append(name, np.zeros((pending, *shape), STORED_DTYPE))
+        if not shapes:
+            pending += size
+        for name, shape in shapes.items():
+            block = np.zeros((size, *shape), STORED_DTYPE)
+            if outs:
+                block[rows.numpy() - first] = outs[name]
+            written.append(name, block)
+        now, done = time.perf_counter(), first + size
+        if log and (now - last_log >= LOG_EVERY_S or done == n):
+            rate = done / max(now - start, 1e-9)
+            log(f"[aigid] features {request.label or request.backbone}: {done}/{n} images ({rate:.0f}/s"
+                f"{f', ETA {(n - done) / rate:.0f} s' if done < n else ''})")
+            last_log = now
+    if not shapes:
         raise DataError(f"none of the {n} images of view set {request.label!r} could be decoded")
-    return FeatureTable(request.paths, arrays, ok)
+    return FeatureTable(request.paths, written.finish(ok), ok)
 
 
 def _build_encoder(backbone: str, pretrained: str | None, device) -> torch.nn.Module:
@@ -228,14 +319,14 @@ def _build_encoder(backbone: str, pretrained: str | None, device) -> torch.nn.Mo
 
 def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu", batch_size: int = 64,
             num_workers: int = 0, log: Callable[[str], None] | None = print) -> tuple[list[FeatureTable], dict]:
-    """Tables for `requests`, read from `cache_dir` where present, else computed (and stored).
+    """Tables for `requests`, read from the store in `cache_dir` where present, else computed (and stored).
 
     Each backbone is built once, and only if some view set misses. Returns the tables in
-    request order and {"computed": k, "cached": m}. cache_dir=None computes everything.
+    request order and {"computed": k, "cached": m}. cache_dir=None computes everything in memory.
     """
-    cache = FeatureCache(cache_dir) if cache_dir is not None else None
-    keys = [request.key() for request in requests] if cache else [None] * len(requests)
-    tables = [cache.load(request, key) for request, key in zip(requests, keys)] if cache else [None] * len(requests)
+    store = FeatureStore(cache_dir) if cache_dir is not None else None
+    keys = [request.key() for request in requests] if store else [None] * len(requests)
+    tables = [store.load(request, key) for request, key in zip(requests, keys)] if store else [None] * len(requests)
     cached = sum(table is not None for table in tables)
     encoders: dict[tuple, torch.nn.Module] = {}
     for i in sorted(range(len(requests)), key=lambda i: (requests[i].backbone, str(requests[i].pretrained))):
@@ -246,31 +337,39 @@ def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu",
         if which not in encoders:
             encoders.clear()  # one backbone in memory at a time
             encoders[which] = _build_encoder(*which, device)
-        tables[i] = compute_table(request, encoders[which], device=device, batch_size=batch_size,
-                                  num_workers=num_workers, log=log)
-        if cache:
-            cache.store(request, keys[i], tables[i])
+        partial = store.partial(keys[i]) if store else None
+        try:
+            table = compute_table(request, encoders[which], device=device, batch_size=batch_size,
+                                  num_workers=num_workers, folder=partial, log=log)
+            tables[i] = store.install(request, keys[i], partial, table) if store else table
+        finally:
+            if partial is not None:
+                shutil.rmtree(partial, ignore_errors=True)  # gone already once installed
     return tables, {"computed": len(requests) - cached, "cached": cached}
 
 
-def shared_features(feature_requests: Callable) -> Callable:
+class SharedFeatures:
     """A MethodSpec `prepare` for heads trained on frozen features (RINE, GenDet, UnivFD):
-    `feature_requests(configs, index)` names the view sets the grid reads; they are read from
-    `context.cache_dir` or computed once, and every trial gets {"features": {view name: table}}."""
+    `feature_requests(configs, index)` names the view sets the grid reads; they are read from the
+    store in `context.cache_dir` or computed into it once (bf16 autocast on CUDA), and every
+    trial gets {"features": {view name: table}}, memory-mapped from the store."""
 
-    def prepare(index, configs, context) -> dict:
-        requests = feature_requests(configs, index)
+    def __init__(self, feature_requests: Callable):
+        self.feature_requests = feature_requests
+
+    def __call__(self, index, configs, context) -> dict:
         on_gpu = torch.device(context.device).type == "cuda"
+        precision = "bfloat16" if on_gpu else "float32"
+        requests = {name: replace(request, precision=precision)
+                    for name, request in self.feature_requests(configs, index).items()}
         context.log(f"[aigid] feature pass: {len(requests)} view set(s) for {len(configs)} trials on "
-                    f"{context.device}, cache {context.cache_dir}")
+                    f"{context.device} ({precision}), store {context.cache_dir}")
         tables, stats = extract(list(requests.values()), context.cache_dir, device=context.device,
                                 batch_size=128 if on_gpu else 32, num_workers=context.num_workers, log=context.log)
         if stats["computed"]:
             context.log(f"[aigid] features computed once for {len(configs)} trials: {stats['computed']} view set(s) "
-                        f"computed, {stats['cached']} read from the cache")
+                        f"computed, {stats['cached']} read from the store")
         else:
-            context.log(f"[aigid] feature cache hit: all {stats['cached']} view set(s) read from {context.cache_dir}; "
+            context.log(f"[aigid] feature store hit: all {stats['cached']} view set(s) read from {context.cache_dir}; "
                         f"no backbone pass for {len(configs)} trials")
         return {"features": dict(zip(requests, tables))}
-
-    return prepare

@@ -1,5 +1,11 @@
 """The frozen-feature cache: real tiny open_clip ViT, real images on disk, real files."""
 import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -10,7 +16,8 @@ from aigid.data.synthetic import make_synthetic
 from aigid.data.datasets import load_rgb
 from aigid.data.layouts import scan
 from aigid.data.transforms import test_transform as centre_crop
-from aigid.features import FeatureCache, FeatureRequest, FixedView, extract
+from aigid.errors import StorageError
+from aigid.features import FeatureRequest, FeatureStore, FixedView, extract
 from aigid.methods.rine.augment import CNNDetectionAugment
 
 
@@ -38,7 +45,7 @@ def test_tables_hold_float16_outputs_equal_to_a_direct_forward(paths, tmp_path):
     images = torch.stack([centre_crop(224)(load_rgb(p)) for p in table.paths])
     with torch.no_grad():
         expected = features.OUTPUTS["block_cls_ln2"](visual, images)
-    assert torch.allclose(torch.from_numpy(table.features["block_cls_ln2"]).float(), expected, atol=2e-3)
+    assert torch.allclose(features.tensor_view(table, "block_cls_ln2").float(), expected, atol=2e-3)
 
 
 def test_second_pass_is_a_hit_and_changed_inputs_are_misses(paths, tmp_path):
@@ -58,26 +65,68 @@ def test_second_pass_is_a_hit_and_changed_inputs_are_misses(paths, tmp_path):
     assert request(paths).key() != key
 
 
-def test_a_killed_write_leaves_no_entry_and_a_damaged_entry_is_recomputed(paths, tmp_path, monkeypatch):
+KILLED_PASS = """
+import sys, time
+import aigid.features as features
+from aigid.features import FeatureRequest, FixedView, extract
+from aigid.data.transforms import test_transform
+
+append = features._Rows.append
+features._Rows.append = lambda self, name, block: (append(self, name, block), time.sleep(0.5))  # slow enough to kill
+paths = tuple(sys.argv[2:])
+extract([FeatureRequest("aigid-tiny-vit", None, ("block_cls_ln2",), paths, FixedView(test_transform(224)))],
+        sys.argv[1], batch_size=1, log=None)
+"""
+
+
+def test_a_pass_killed_mid_write_leaves_no_entry_and_a_damaged_entry_is_recomputed(paths, tmp_path):
     req = request(paths)
-    real_save = torch.save
-
-    def killed(obj, path):
-        with open(path, "wb") as f:
-            f.write(b"half an entry")
-        raise KeyboardInterrupt
-
-    monkeypatch.setattr(torch, "save", killed)
-    with pytest.raises(KeyboardInterrupt):
-        extract([req], tmp_path, log=None)
-    monkeypatch.setattr(torch, "save", real_save)
-    assert list(tmp_path.iterdir()) == []  # no entry, no leftover temp file
+    store = FeatureStore(tmp_path)
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_PASS, str(tmp_path), *paths])
+    deadline = time.monotonic() + 120
+    while not any(tmp_path.glob(".*.partial/*.npy")) and time.monotonic() < deadline and writer.poll() is None:
+        time.sleep(0.05)
+    writer.send_signal(signal.SIGKILL)  # mid-stream: some rows are on disk, the entry is not complete
+    writer.wait()
+    assert any(tmp_path.glob(".*.partial/*.npy")), "the pass was not caught mid-write"
+    assert not store.path(req.key()).exists() and store.load(req, req.key()) is None  # never read as an entry
     (table,), stats = extract([req], tmp_path, log=None)
-    assert stats["computed"] == 1
-    entry = FeatureCache(tmp_path).path(req.key())
-    entry.write_bytes(entry.read_bytes()[:100])  # damaged on disk
-    with pytest.warns(UserWarning, match="unreadable feature cache entry"):
+    assert stats["computed"] == 1 and table.ok.all()
+    (in_memory,), _ = extract([req], None, log=None)
+    assert np.array_equal(table.features["block_cls_ln2"], in_memory.features["block_cls_ln2"])
+    rows_file = store.path(req.key()) / "block_cls_ln2.npy"
+    rows_file.write_bytes(rows_file.read_bytes()[:-100])  # damaged on disk
+    with pytest.warns(UserWarning, match="unreadable feature store entry"):
         assert extract([req], tmp_path, log=None)[1] == {"computed": 1, "cached": 0}
+
+
+def test_stored_tables_are_memory_maps_that_pickle_as_their_location(paths, tmp_path):
+    (table,), _ = extract([request(paths)], tmp_path, log=None)
+    assert isinstance(table.features["block_cls_ln2"], np.memmap)
+    shipped = pickle.dumps(table)
+    assert len(shipped) < 1000  # the folder's path, not the rows (as a trial receives it through Ray)
+    received = pickle.loads(shipped)
+    assert isinstance(received.features["block_cls_ln2"], np.memmap) and received.paths == table.paths
+    assert np.array_equal(received.features["block_cls_ln2"], table.features["block_cls_ln2"])
+    shutil.rmtree(table.location)
+    with pytest.raises(StorageError, match="--cache-dir must be storage every node mounts"):
+        pickle.loads(shipped)
+
+
+def test_bf16_autocast_features_match_float32_within_tolerance(paths, tmp_path):
+    """The CUDA pass runs under bf16 autocast; on CPU the same autocast must give features within
+    2 % relative error (per row, L2) and cosine >= 0.999 of the float32 pass, and its own key."""
+    fp32, bf16 = request(paths, outputs=("block_cls_ln2", "embedding")), request(
+        paths, outputs=("block_cls_ln2", "embedding"), precision="bfloat16")
+    assert fp32.key() != bf16.key()
+    (exact, autocast), _ = extract([fp32, bf16], tmp_path, log=None)
+    for name in fp32.outputs:
+        a = torch.from_numpy(np.asarray(exact.features[name])).float().flatten(1)
+        b = torch.from_numpy(np.asarray(autocast.features[name])).float().flatten(1)
+        assert not torch.equal(a, b)  # autocast really ran
+        relative = (a - b).norm(dim=1) / a.norm(dim=1)
+        assert relative.max() < 0.02, (name, relative.max())
+        assert torch.nn.functional.cosine_similarity(a, b).min() > 0.999
 
 
 def test_training_views_are_seeded_per_image_and_differ_between_views(paths):

@@ -106,7 +106,7 @@ def test_the_spec_prepares_the_same_features_from_the_cache(ufd, cached):
     shared = UNIVFD.prepare(ufd, [resolved], PrepareContext(cache_dir=str(cache), log=lambda line: None))
     (table,) = shared["features"].values()
     assert np.array_equal(table.features["embedding"], features[view_name(config)].features["embedding"])
-    assert UNIVFD.name == "univfd" and UNIVFD.layout == "ufd" and UNIVFD.prepare_uses_accelerator
+    assert UNIVFD.name == "univfd" and UNIVFD.layout == "ufd" and UNIVFD.uses_feature_store
     UNIVFD.config_cls.from_flat(dict(UNIVFD.offline))
 
 

@@ -38,7 +38,7 @@ def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: f
     if method.prepare is None:
         return {}
     cpus = pass_cpus()
-    on_gpu = method.prepare_uses_accelerator and gpus > 0
+    on_gpu = method.uses_feature_store and gpus > 0
     print(f"[aigid] preparing what the {len(configs)} trials share, once, on {'a GPU' if on_gpu else f'{cpus} CPU(s)'}",
           flush=True)
     start = time.perf_counter()

@@ -8,9 +8,7 @@ from pathlib import Path
 import ray
 from ray import tune
 
-class StorageError(ValueError):
-    """A storage location or run name that cannot hold or resume this sweep; the message says what to pass."""
-
+from aigid.errors import StorageError
 
 # Filesystems that every node of a cluster can mount at the same path.
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs", "beegfs", "fuse")

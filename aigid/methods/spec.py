@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator, Mapping, Protocol, Sequence, runtime_checkable
 
 from aigid.data.index import DatasetIndex
+from aigid.features import SharedFeatures
 
 
 @runtime_checkable
@@ -70,12 +71,16 @@ class MethodSpec:
     # (index, resolved configs, PrepareContext) -> {name: object}: what every trial of a sweep shares
     # (frozen-backbone features, decoded test images), computed once and handed to each trainer.
     prepare: Callable[[DatasetIndex, Sequence, PrepareContext], dict] | None = None
-    prepare_uses_accelerator: bool = False  # the preparation runs a network (worth a GPU)
     metric: str = "test/mean/acc"  # the final-epoch metric Tune's schedulers and searchers rank by
     mode: str = "max"
     # False where `metric` measures the method's detector only in its last epochs (GenDet's classifier
     # comes last): ASHA would rank trials on something else, so it is refused.
     early_stopping: bool = True
+
+    @property
+    def uses_feature_store(self) -> bool:
+        """The preparation is a frozen-backbone pass (worth a GPU) into `--cache-dir`, which trials map."""
+        return isinstance(self.prepare, SharedFeatures)
 
     def resolve(self, flat: dict, index: DatasetIndex):
         """The config a run uses on `index`: overrides applied, per-dataset defaults filled, data checked."""

@@ -1,6 +1,6 @@
 """GenDet as aigid runs it: its four networks trained on the features of one frozen-CLIP pass per
 sweep (§3.3 stores the extractor's features before training)."""
-from aigid.features import shared_features
+from aigid.features import SharedFeatures
 from aigid.methods.gendet.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, GenDetConfig
 from aigid.methods.gendet.trainer import GenDetTrainer, check_data, feature_requests
 from aigid.methods.spec import MethodSpec
@@ -14,7 +14,6 @@ GENDET = MethodSpec(
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,
     smoke=SMOKE_OVERRIDES,
-    prepare=shared_features(feature_requests),
-    prepare_uses_accelerator=True,
+    prepare=SharedFeatures(feature_requests),
     early_stopping=False,  # test/... is the teacher's until N_c trains, last
 )

@@ -1,5 +1,5 @@
 """RINE as aigid runs it: heads trained on the features of one frozen-CLIP pass per sweep."""
-from aigid.features import shared_features
+from aigid.features import SharedFeatures
 from aigid.methods.rine.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, RINEConfig
 from aigid.methods.rine.trainer import RINETrainer, check_data, feature_requests
 from aigid.methods.spec import MethodSpec
@@ -13,6 +13,5 @@ RINE = MethodSpec(
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,
     smoke=SMOKE_OVERRIDES,
-    prepare=shared_features(feature_requests),
-    prepare_uses_accelerator=True,
+    prepare=SharedFeatures(feature_requests),
 )

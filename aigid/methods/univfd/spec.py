@@ -1,5 +1,5 @@
 """UnivFD as aigid runs it: a linear probe trained on the embeddings of one frozen-CLIP pass per sweep."""
-from aigid.features import shared_features
+from aigid.features import SharedFeatures
 from aigid.methods.spec import MethodSpec
 from aigid.methods.univfd.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, UnivFDConfig
 from aigid.methods.univfd.trainer import UnivFDTrainer, check_data, feature_requests
@@ -13,6 +13,5 @@ UNIVFD = MethodSpec(
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,
     smoke=SMOKE_OVERRIDES,
-    prepare=shared_features(feature_requests),
-    prepare_uses_accelerator=True,
+    prepare=SharedFeatures(feature_requests),
 )
