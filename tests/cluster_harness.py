@@ -3,7 +3,10 @@
 Run inside a private network namespace (`unshare -n`), where every socket Ray and MLflow
 open is on 127.0.0.1: a head and two worker nodes via `ray start`, each with its own ports,
 torn down by killing exactly the processes of this cluster (never a `ray stop`, which
-would also stop any other Ray on the host).
+would also stop any other Ray on the host). With `isolated=True` each node also gets its
+own mount namespace (`unshare -m`) with a private, empty /tmp, into which only the declared
+shared storage (the scenario's WORKDIR) and the checkout are bind-mounted: nodes share no
+disk but that, as on separate hosts.
 
     unshare -n python tests/cluster_harness.py SCENARIO WORKDIR
 
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -35,12 +39,25 @@ def sh(*argv, check=True, **kwargs):
 class Cluster:
     """Head (no CPUs: trials must run on workers) + two single-CPU worker nodes."""
 
-    def __init__(self, workdir: Path):
+    def __init__(self, workdir: Path, isolated: bool = False):
         self.temp = Path(f"/tmp/aigid-cluster-{os.getpid()}")
         # Ray 2.60 token auth: head, workers and clients must agree on RAY_AUTH_MODE, or joins fail.
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
                     "PATH": f"{BIN}:{os.environ['PATH']}"}
-        self.workdir = workdir
+        self.workdir, self.isolated = workdir, isolated
+
+    def on_node(self, n: int, *argv) -> list:
+        """`argv` run on node n: as is, or (isolated) in a mount namespace whose /tmp is the node's own
+        empty folder, with only WORKDIR and the checkout bound into it where they lie under /tmp."""
+        if not self.isolated:
+            return list(argv)
+        private = Path(f"{self.temp}-private-{n}")
+        private.mkdir(parents=True, exist_ok=True)
+        inside = [(path, private / path.relative_to("/tmp")) for path in (self.workdir.resolve(), REPO)
+                  if path.is_relative_to("/tmp")]
+        binds = [f"mkdir -p {target} && mount --bind {path} {target}" for path, target in inside]
+        script = " && ".join([*binds, f"mount --rbind {private} /tmp", 'exec "$@"'])
+        return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "node", *argv]
 
     def node_ports(self, n: int) -> list[str]:
         base = 21000 + 100 * n
@@ -51,15 +68,15 @@ class Cluster:
 
     def __enter__(self):
         sh("ip", "link", "set", "lo", "up")
-        sh(BIN / "ray", "start", "--head", "--port", HEAD_PORT, "--num-cpus", 0, "--temp-dir", self.temp,
-           "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port", DASHBOARD_PORT,
-           "--ray-client-server-port", 10101, *self.node_ports(0), env=self.env)
+        sh(*self.on_node(0, BIN / "ray", "start", "--head", "--port", HEAD_PORT, "--num-cpus", 0, "--temp-dir",
+                         self.temp, "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port",
+                         DASHBOARD_PORT, "--ray-client-server-port", 10101, *self.node_ports(0)), env=self.env)
         for n in (1, 2):
             # Each node its own temp dir, as on separate hosts: a shared one lets a worker's
             # runtime-env agent delete the job's working_dir under the driver's feet.
-            sh(BIN / "ray", "start", "--address", f"127.0.0.1:{HEAD_PORT}", "--num-cpus", 1,
-               "--temp-dir", f"{self.temp}-{n}",
-               "--resources", json.dumps({f"worker{n}": 1}), *self.node_ports(n), env=self.env)
+            sh(*self.on_node(n, BIN / "ray", "start", "--address", f"127.0.0.1:{HEAD_PORT}", "--num-cpus", 1,
+                             "--temp-dir", f"{self.temp}-{n}", "--resources", json.dumps({f"worker{n}": 1}),
+                             *self.node_ports(n)), env=self.env)
         return self
 
     def kill_worker(self, n: int) -> int:
@@ -79,6 +96,8 @@ class Cluster:
             except ProcessLookupError:
                 pass
         sh("pkill", "-9", "-f", f"127.0.0.1:{HEAD_PORT}", check=False)
+        for n in range(3):  # the nodes' private /tmp folders (their bind mounts died with their namespaces)
+            shutil.rmtree(f"{self.temp}-private-{n}", ignore_errors=True)
 
     def runtime_env(self) -> Path:
         """cluster/runtime_env.yaml as users submit it, less its `pip` list: this host's venv already
@@ -87,7 +106,8 @@ class Cluster:
 
         env = yaml.safe_load((REPO / "cluster" / "runtime_env.yaml").read_text())
         env.pop("pip", None)
-        env["env_vars"] = {**env.get("env_vars", {}), "RAY_AUTH_MODE": "disabled"}
+        env["env_vars"] = {**env.get("env_vars", {}), "RAY_AUTH_MODE": "disabled",
+                           "AIGID_CHECKPOINT_EVERY_S": "0"}  # every epoch: a killed node's trials resume mid-run
         path = self.workdir / "runtime_env.yaml"
         path.write_text(yaml.safe_dump(env))
         return path
@@ -154,9 +174,24 @@ def kill_worker_then_stop_and_resume_driver(cluster: Cluster, workdir: Path) -> 
     return out
 
 
-SCENARIOS = {"kill_worker_then_stop_and_resume_driver": kill_worker_then_stop_and_resume_driver}
+def offline_smoke_on_nodes_sharing_nothing(cluster: Cluster, workdir: Path) -> dict:
+    """The offline LoL smoke sweep, no --data, submitted with `ray job submit` to nodes that share
+    no /tmp: the driver generates the stand-in under the head's private /tmp, so the worker nodes
+    must regenerate it; only --storage, --cache-dir and the MLflow store are shared."""
+    submitted = cluster.submit("sweeps/lol_mask_grid.py", "--smoke", "--storage", workdir / "results", "--shared-storage",
+                               "--cache-dir", workdir / "cache", "--mlflow-uri", f"sqlite:///{workdir}/mlflow.db",
+                               "--name", "shared-nothing")
+    log = submitted.stdout + submitted.stderr
+    data = next((line.split(" at ")[1].split(" (")[0] for line in log.splitlines() if "SYNTHETIC stand-in" in line), "")
+    return {"returncode": submitted.returncode, "log": log[-30000:], "data_path": data,
+            "data_visible_outside_the_head": bool(data) and Path(data).exists()}
+
+
+SCENARIOS = {"kill_worker_then_stop_and_resume_driver": kill_worker_then_stop_and_resume_driver,
+             "offline_smoke_on_nodes_sharing_nothing": offline_smoke_on_nodes_sharing_nothing}
+ISOLATED = {"offline_smoke_on_nodes_sharing_nothing"}
 
 if __name__ == "__main__":
     scenario, workdir = sys.argv[1], Path(sys.argv[2])
-    with Cluster(workdir) as cluster:
+    with Cluster(workdir, isolated=scenario in ISOLATED) as cluster:
         print(json.dumps(SCENARIOS[scenario](cluster, workdir)), flush=True)

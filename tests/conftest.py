@@ -4,6 +4,9 @@ import os
 import pytest
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+# Checkpoint at every epoch end, as a long trial would: the fault tests crash and kill trials mid-run
+# and check that they continue from a checkpoint (trainables.trainable.CHECKPOINT_EVERY_S).
+os.environ["AIGID_CHECKPOINT_EVERY_S"] = "0"
 
 
 @pytest.fixture(scope="session")

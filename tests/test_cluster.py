@@ -13,8 +13,8 @@ from aigid.data.synthetic import make_synthetic
 HARNESS = Path(__file__).parent / "cluster_harness.py"
 
 
-def runs_of(client, run_name):
-    experiment = client.get_experiment_by_name("lol_cross_generator").experiment_id
+def runs_of(client, run_name, sweep="lol_cross_generator"):
+    experiment = client.get_experiment_by_name(sweep).experiment_id
     parent = [r for r in client.search_runs([experiment], filter_string=f"tags.aigid_run = '{run_name}'")
               if "mlflow.parentRunId" not in r.data.tags]
     assert len(parent) == 1, f"expected one parent run for {run_name}, got {len(parent)}"
@@ -51,3 +51,22 @@ def test_cluster_survives_a_dead_worker_and_a_stopped_driver(tmp_path):
     parent, children = runs_of(client, "stopped-driver")
     assert len(children) == 8 and all(c.info.status == "FINISHED" for c in children)
     assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.slow
+def test_offline_smoke_sweep_runs_on_nodes_that_share_no_disk(tmp_path):
+    """`ray job submit` of the offline LoL smoke sweep (no --data) to a head and two workers that each
+    have a private /tmp: the stand-in the driver generated is regenerated on the workers, and only
+    the declared storage, cache and MLflow store are shared."""
+    done = subprocess.run(["unshare", "-n", sys.executable, str(HARNESS), "offline_smoke_on_nodes_sharing_nothing",
+                           str(tmp_path)], capture_output=True, text=True, timeout=840)
+    assert done.returncode == 0, done.stderr[-4000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out["returncode"] == 0, out["log"]
+    assert "(15/15 trials done)" in out["log"], out["log"]
+    assert out["data_path"].startswith("/tmp/") and not out["data_visible_outside_the_head"]  # the head's /tmp was its own
+    assert "does not have the synthetic stand-in" in out["log"]  # so the workers made their own copy
+    parent, children = runs_of(MlflowClient(f"sqlite:///{tmp_path}/mlflow.db"), "shared-nothing", "lol_mask_grid")
+    assert len(children) == 15 and all(c.info.status == "FINISHED" for c in children)
+    assert parent.info.status == "FINISHED"
+    assert len({c.data.tags["node_id"] for c in children}) == 2  # both workers ran trials

@@ -105,7 +105,7 @@ def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_
 
     assert len(main(load("gendet_ablation"), argv)) == 4
     out = capsys.readouterr().out
-    assert "feature cache hit" in out and "Teacher-Student AD w/fake" in out
+    assert "feature store hit" in out and "Teacher-Student AD w/fake" in out
     assert "epoch 1/1 " in out and "epoch 3/3 " in out  # teacher alone: 1 epoch; ts_real: 1 + 1 + 1
 
 
@@ -118,7 +118,7 @@ def test_one_gendet_run_without_ray_reads_the_feature_cache_the_sweeps_use(small
     assert aigid([*argv, "--save", str(tmp_path / "gendet.pt")]) == 0
     out = capsys.readouterr().out
     assert "gendet on ufd (SYNTHETIC)" in out and "epoch 5/5" in out and "test/mean/acc" in out
-    assert len(list((tmp_path / "cache").glob("*.pt"))) == 1
+    assert len([entry for entry in (tmp_path / "cache").iterdir() if (entry / "meta.json").is_file()]) == 1
     assert aigid([*argv, "--set", "margin=0"]) == 2 and "margin must be in (0, 4]" in capsys.readouterr().err
 
 

@@ -69,4 +69,4 @@ def test_grid_runs_on_ray_logs_to_mlflow_and_reuses_the_feature_cache(ray_sessio
     again = Sweep(name="rine_e2e", method=RINE, plan=grid(q=[4]), table=rine["table"], doc="e2e test")
     assert len(main(again, [*argv, "--set", "select_on='test'"])) == 1
     out = capsys.readouterr().out
-    assert "feature cache hit" in out and "the paper's way" in out
+    assert "feature store hit" in out and "the paper's way" in out

@@ -97,7 +97,7 @@ def build_parser(sweep: Sweep) -> argparse.ArgumentParser:
     run.add_argument("--name", help="run name under --storage (default: the sweep name and a timestamp)")
     run.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
     run.add_argument("--shared-storage", action="store_true",
-                     help="declare a local --storage path to be the same shared mount on every node")
+                     help="declare local --storage and --cache-dir paths to be shared mounts, the same on every node")
     run.add_argument("--resume", nargs="?", const="latest", metavar="NAME",
                      help="continue an interrupted sweep (its newest run, or NAME): finished trials are not rerun")
     run.add_argument("--dry-run", action="store_true", help="validate and list the trials, run nothing")

@@ -58,7 +58,9 @@ def resolve_data(sweep: Sweep, settings: Settings) -> DatasetIndex:
     root = Path(DEFAULT_DATA_DIR).absolute() / f"synthetic-{layout}"
     print(f"[aigid] no --data given: using the SYNTHETIC stand-in benchmark at {root} "
           "(generated if absent; not a real dataset, results are a pipeline demo)", flush=True)
-    return scan(ensure_synthetic(root, layout=layout), layout)
+    index = scan(ensure_synthetic(root, layout=layout), layout)
+    index.stand_in = {"layout": layout}  # regenerated on nodes that lack it (ensure_here)
+    return index
 
 
 def validate(sweep: Sweep, settings: Settings) -> Launch:

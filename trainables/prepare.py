@@ -7,6 +7,7 @@ import time
 import ray
 import torch
 
+from aigid.data.synthetic import ensure_here
 from aigid.errors import UserError
 from aigid.methods.spec import MethodSpec, PrepareContext
 
@@ -24,13 +25,27 @@ def pass_cpus() -> int:
     return max(1, min(MAX_PREPARE_CPUS, int(largest)))
 
 
-@ray.remote
-def _prepare_task(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int) -> tuple[dict, list[str]]:
+def _prepare_here(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int,
+                  log=print) -> dict:
+    ensure_here(index)
     torch.set_num_threads(cpus)
     device = "cuda" if torch.cuda.is_available() else "cpu"
+    context = PrepareContext(cache_dir, device=device, num_workers=max(0, cpus - 1), log=log)
+    return method.prepare(index, configs, context)
+
+
+@ray.remote
+def _prepare_task(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int) -> tuple[dict, list[str]]:
     lines: list[str] = []  # shown by the driver: a task's own output reaches it only with log_to_driver
-    context = PrepareContext(cache_dir, device=device, num_workers=max(0, cpus - 1), log=lines.append)
-    return method.prepare(index, configs, context), lines
+    return _prepare_here(method, index, configs, cache_dir, cpus, log=lines.append), lines
+
+
+def in_driver(on_gpu: bool) -> bool:
+    """A local one-node Ray (the driver's own machine) with no GPU to use: the pass runs in the driver,
+    where torch is already imported, instead of in a task that first starts a worker and imports it
+    again (seconds, next to a sub-minute offline sweep)."""
+    nodes = [node for node in ray.nodes() if node["Alive"]]
+    return not on_gpu and len(nodes) == 1 and nodes[0]["NodeID"] == ray.get_runtime_context().get_node_id()
 
 
 def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: float) -> dict:
@@ -39,18 +54,22 @@ def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: f
         return {}
     cpus = pass_cpus()
     on_gpu = method.uses_feature_store and gpus > 0
-    print(f"[aigid] preparing what the {len(configs)} trials share, once, on {'a GPU' if on_gpu else f'{cpus} CPU(s)'}",
-          flush=True)
+    here = in_driver(on_gpu)
+    print(f"[aigid] preparing what the {len(configs)} trials share, once, on {'a GPU' if on_gpu else f'{cpus} CPU(s)'}"
+          f"{' in this process' if here else ''}", flush=True)
     start = time.perf_counter()
     try:
-        shared, lines = ray.get(_prepare_task.options(num_cpus=cpus, num_gpus=1 if on_gpu else 0).remote(
-            method, index, configs, cache_dir, cpus))
-    except ray.exceptions.RayTaskError as error:
-        cause = error.cause  # the task's own exception
+        if here:
+            shared = _prepare_here(method, index, configs, cache_dir, cpus)
+        else:
+            shared, lines = ray.get(_prepare_task.options(num_cpus=cpus, num_gpus=1 if on_gpu else 0).remote(
+                method, index, configs, cache_dir, cpus))
+            for line in lines:
+                print(line, flush=True)
+    except (UserError, ray.exceptions.RayTaskError) as error:
+        cause = getattr(error, "cause", error)  # a task's own exception
         if isinstance(cause, UserError):  # DataError, BackboneError: the message names the fix
             raise PrepareError(f"{method.name} could not prepare the sweep: {cause}") from error
         raise
-    for line in lines:
-        print(line, flush=True)
     print(f"[aigid] prepared once for {len(configs)} trials in {time.perf_counter() - start:.0f} s", flush=True)
     return shared

@@ -16,7 +16,7 @@ from trainables.prepare import prepare
 from trainables.progress import Progress
 from trainables.resources import check_fits
 from trainables.search import Search, search_for
-from trainables.storage import check_shared_storage, resolve_run
+from trainables.storage import check_shared_cache, check_shared_storage, resolve_run
 from trainables.summary import collect, report
 from trainables.sweep import Sweep
 from trainables.trainable import decode, trainable_for
@@ -86,6 +86,8 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
     check_fits(settings.cpus_per_trial, settings.gpus_per_trial)
     method = sweep.method
     storage = check_shared_storage(settings.storage, settings.shared_storage)
+    cache_dir = (check_shared_cache(settings.cache_dir, settings.shared_storage) if method.uses_feature_store
+                 else os.path.abspath(settings.cache_dir))
     run_name, resuming = resolve_run(sweep.name, storage, settings.name, settings.resume)
     experiment = tracking.experiment_id(client, sweep.name)
     index = launch.index
@@ -100,13 +102,13 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
         "cpus_per_trial": settings.cpus_per_trial, "max_failures": settings.max_failures, "storage": storage,
     })
     print(f"[aigid] MLflow: experiment '{sweep.name}', parent run {parent} at {uri}", flush=True)
-    status = "FAILED"
+    status, logger = "FAILED", None
     try:
-        shared = prepare(method, index, launch.configs, cache_dir=os.path.abspath(settings.cache_dir),
+        shared = prepare(method, index, launch.configs, cache_dir=cache_dir,
                          gpus=settings.gpus_per_trial)
-        callbacks = [tracking.SweepLogger(uri, experiment, parent, tags), Progress(search.total, method)]
+        logger = tracking.SweepLogger(uri, experiment, parent, tags)
         tuner = build_tuner(sweep, settings, launch, search, shared, storage=storage, run_name=run_name,
-                            resuming=resuming, callbacks=callbacks)
+                            resuming=resuming, callbacks=[logger, Progress(search.total, method)])
         result_grid = tuner.fit()
         trials = collect(result_grid, method, list(launch.axes))
         report(sweep, trials, best_trial(result_grid, trials, method.metric, method.mode), client, parent,
@@ -114,4 +116,6 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
         status = "FINISHED" if all(t.finished for t in trials) else "FAILED"
         return trials
     finally:
+        if logger is not None:
+            logger.close()  # every queued child-run write lands before the parent is closed
         client.set_terminated(parent, status=status, end_time=int(time.time() * 1000))

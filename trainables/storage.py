@@ -48,6 +48,20 @@ def check_shared_storage(storage: str, declared_shared: bool) -> str:
     return path
 
 
+def check_shared_cache(cache_dir: str, declared_shared: bool) -> str:
+    """The feature store's folder; refuse a node-local one on a multi-node cluster, where trials on
+    other nodes memory-map the entries the pass wrote (a path every node mounts, not a URI)."""
+    path = os.path.abspath(cache_dir)
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    kind = filesystem_type(path) if os.path.exists("/proc/mounts") else "unknown"
+    if len(nodes) > 1 and not declared_shared and not kind.startswith(SHARED_FILESYSTEMS):
+        raise StorageError(
+            f"--cache-dir {path} is on a node-local filesystem ({kind}) but this Ray cluster has {len(nodes)} nodes: "
+            "trials on other nodes could not read the frozen features. Pass a network filesystem mounted at the "
+            "same path on every node (NFS, EFS, Filestore); if this path is such a mount, add --shared-storage.")
+    return path
+
+
 def resolve_run(sweep_name: str, storage: str, name: str | None, resume: str | None) -> tuple[str, bool]:
     """(run name, resuming?). `--resume` alone picks this sweep's newest run under a local storage."""
     if resume is None:

@@ -7,9 +7,12 @@ finds a trial's existing run by its trial id, so a resumed driver keeps logging 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
+import queue
 import subprocess
+import threading
 import time
 
 from mlflow import MlflowClient
@@ -120,39 +123,69 @@ def parent_run(client: MlflowClient, experiment: str, run_name: str, tags: dict,
 
 
 class SweepLogger(tune.Callback):
-    """Logs each trial to a child run of the sweep's parent run, from the driver."""
+    """Logs each trial to a child run of the sweep's parent run, from the driver.
+
+    MLflow calls run on one background thread, in the order Tune's events arrive: Tune's event
+    loop hands a trial's next result back to it only after every callback returns, so logging
+    inline (tens of ms per call on a SQLite store) made the trials wait on MLflow. `close()`
+    (at the experiment's end, or from the launcher's `finally`) waits until everything queued
+    is written.
+    """
 
     def __init__(self, uri: str, experiment: str, parent_run_id: str, tags: dict[str, str]):
         self.uri, self.experiment, self.parent_run_id, self.tags = uri, experiment, parent_run_id, tags
         self.client: MlflowClient | None = None
         self.run_ids: dict[str, str] = {}
         self.last_step: dict[str, int] = {}  # run id -> highest step logged
+        self.queue: queue.Queue = queue.Queue()
+        self.writer: threading.Thread | None = None  # started with the first event
 
-    def _run_id(self, trial) -> str:
-        if trial.trial_id in self.run_ids:
-            return self.run_ids[trial.trial_id]
+    def __getstate__(self):  # Tune pickles its callbacks with the experiment; a resumed driver starts afresh
+        return {"uri": self.uri, "experiment": self.experiment, "parent_run_id": self.parent_run_id, "tags": self.tags}
+
+    def __setstate__(self, state):
+        self.__init__(**state)
+
+    def _put(self, job) -> None:
+        if self.writer is None:
+            self.writer = threading.Thread(target=self._write, name="aigid-mlflow", daemon=True)
+            self.writer.start()
+        self.queue.put(job)
+
+    def _write(self) -> None:
+        while (job := self.queue.get()) is not None:
+            try:
+                job()
+            except Exception as error:  # a lost metric must not stop the sweep; say so once per failure
+                print(f"[aigid] MLflow logging failed: {type(error).__name__}: {error}", flush=True)
+
+    def close(self) -> None:
+        if self.writer is not None and self.writer.is_alive():
+            self.queue.put(None)
+            self.writer.join()
+
+    def _run_id(self, trial_id: str, name: str, config: dict) -> str:
+        if trial_id in self.run_ids:
+            return self.run_ids[trial_id]
         if self.client is None:
             self.client = MlflowClient(tracking_uri=self.uri)
         found = self.client.search_runs(
             [self.experiment],
-            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and tags.trial_id = '{trial.trial_id}'",
+            filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}' and tags.trial_id = '{trial_id}'",
             max_results=1,
         )
         if found:  # a resumed sweep: carry on after the steps this run already has
             run_id = found[0].info.run_id
             self.last_step[run_id] = max((m.step for m in self.client.get_metric_history(run_id, "epoch")), default=0)
         else:
-            tags = {**self.tags, "mlflow.parentRunId": self.parent_run_id, "trial_id": trial.trial_id}
-            run_id = self.client.create_run(self.experiment, tags=tags, run_name=str(trial)).info.run_id
-            self.client.log_batch(run_id, params=as_params(trial.config))
-        self.run_ids[trial.trial_id] = run_id
+            tags = {**self.tags, "mlflow.parentRunId": self.parent_run_id, "trial_id": trial_id}
+            run_id = self.client.create_run(self.experiment, tags=tags, run_name=name).info.run_id
+            self.client.log_batch(run_id, params=as_params(config))
+        self.run_ids[trial_id] = run_id
         return run_id
 
-    def on_trial_start(self, iteration, trials, trial, **info):
-        self._run_id(trial)
-
-    def on_trial_result(self, iteration, trials, trial, result, **info):
-        run_id = self._run_id(trial)
+    def _log_result(self, trial_id: str, name: str, config: dict, result: dict) -> None:
+        run_id = self._run_id(trial_id, name, config)
         step = int(result.get("training_iteration", 0))
         if step <= self.last_step.get(run_id, 0):
             return  # an epoch redone after a restore from an older checkpoint: its step is already logged
@@ -160,10 +193,27 @@ class SweepLogger(tune.Callback):
         tags = [RunTag(key, str(result.get(key, ""))) for key in ("node_ip", "node_id", "hostname")]
         self.client.log_batch(run_id, metrics=as_metrics(result, step), tags=tags)
 
+    def _end(self, trial_id: str, name: str, config: dict, status: str, error: str | None) -> None:
+        run_id = self._run_id(trial_id, name, config)
+        if error is not None:
+            self.client.set_tag(run_id, "error", error[:5000])
+        self.client.set_terminated(run_id, status=status)
+
+    @staticmethod
+    def _which(trial) -> tuple[str, str, dict]:
+        return trial.trial_id, str(trial), dict(trial.config)
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self._put(functools.partial(self._run_id, *self._which(trial)))
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        self._put(functools.partial(self._log_result, *self._which(trial), dict(result)))
+
     def on_trial_complete(self, iteration, trials, trial, **info):
-        self.client.set_terminated(self._run_id(trial), status="FINISHED")
+        self._put(functools.partial(self._end, *self._which(trial), "FINISHED", None))
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        run_id = self._run_id(trial)
-        self.client.set_tag(run_id, "error", error_line(trial)[:5000])
-        self.client.set_terminated(run_id, status="FAILED")
+        self._put(functools.partial(self._end, *self._which(trial), "FAILED", error_line(trial)))
+
+    def on_experiment_end(self, trials, **info):
+        self.close()

@@ -43,6 +43,9 @@ class DatasetIndex:
     problems: list[str] = field(default_factory=list)
     train_split: str = "train"
     test_split: str = "test"
+    # ensure_synthetic's arguments when the driver generated this stand-in itself (the offline default):
+    # a node that does not share the driver's disk regenerates it at the same path (synthetic.ensure_here).
+    stand_in: dict | None = None
 
     def splits(self) -> list[str]:
         return sorted({s.split for s in self.samples})

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import socket
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,3 +185,14 @@ def ensure_synthetic(out, layout="genimage", seed=0, *, n_train=24, n_test=12) -
     if _read_params(out) == _params(layout, seed, n_train, n_test):
         return out
     return make_synthetic(out, layout=layout, seed=seed, n_train=n_train, n_test=n_test, force=True)
+
+
+def ensure_here(index) -> None:
+    """Make the generated stand-in `index` reads exist on this node. Trials and the prepare task read
+    images by the driver's absolute paths; on cluster nodes that share no disk with the driver the
+    set is regenerated there, byte for byte the same (seeded), instead of assuming a shared filesystem."""
+    if index.stand_in is None or (Path(index.root) / SYNTHETIC_MARKER).is_file():  # present (installed whole)
+        return
+    print(f"[aigid] {socket.gethostname()} does not have the synthetic stand-in at {index.root}: regenerating it "
+          "(deterministic, same images)", flush=True)
+    ensure_synthetic(index.root, **index.stand_in)
