@@ -59,8 +59,8 @@ def main(argv=None) -> None:
         results = {}
         for k in args.proposals:
             for name, chunk in (("batched", 0), ("loop", 1)):
-                trainer = APNTrainer(APNConfig.from_flat({**base, "num_proposals": k, "proposal_chunk": chunk}),
-                                     index, device=args.device)
+                config = APNConfig.from_flat({**base, "num_proposals": k, "proposal_chunk": chunk})
+                trainer = APNTrainer(config.for_layout(index.layout), index, device=args.device)
                 results[k, name] = images_per_second(trainer, args.batch, args.steps)
                 del trainer
             print(f"K={k:<3} batched {results[k, 'batched']:8.2f} img/s   loop {results[k, 'loop']:8.2f} img/s")
