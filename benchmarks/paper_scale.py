@@ -223,7 +223,7 @@ def engine_overhead(work: Path) -> tuple[float, float]:
     done = subprocess.run([sys.executable, str(REPO / "sweeps" / "rine_grid.py"), "--mlflow-uri",
                            f"sqlite:///{sweep_dir}/mlflow.db"], cwd=sweep_dir, capture_output=True, text=True)
     wall = time.perf_counter() - start
-    if done.returncode or f"({GRID_TRIALS}/{GRID_TRIALS} trials done)" not in done.stdout:
+    if done.returncode or f"{GRID_TRIALS}/{GRID_TRIALS} trials done" not in done.stdout:
         raise SystemExit(f"the offline RINE grid failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
     with tempfile.TemporaryDirectory(dir=work) as store:
         compute = in_process_grid(data, Path(store))
