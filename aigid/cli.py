@@ -1,4 +1,5 @@
-"""The `aigid` command: dataset checks, single runs without Ray, and the config fields of each method."""
+"""The `aigid` command: dataset checks, single runs without Ray, the config fields of each method, and
+finished sweeps' results (the one place the command reaches into trainables/: MLflow and the sweeps)."""
 from __future__ import annotations
 
 import argparse
@@ -7,6 +8,7 @@ import sys
 from aigid.config_cli import add_config_command
 from aigid.data.cli import add_data_commands
 from aigid.train_cli import add_train_commands
+from trainables.results import add_results_command
 
 
 def main(argv=None) -> int:
@@ -15,6 +17,7 @@ def main(argv=None) -> int:
     add_data_commands(commands)
     add_train_commands(commands)
     add_config_command(commands)
+    add_results_command(commands)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,6 +1,10 @@
 """Paper-style tables and figures from sweep results (`aigid.trials.Trial` records), independent of Ray."""
 from __future__ import annotations
 
+import csv
+import html
+import io
+from dataclasses import dataclass
 from typing import Callable, Sequence
 
 import numpy as np
@@ -28,7 +32,7 @@ def grid_table(
     rows: Sequence | None = None,
     cols: Sequence | None = None,
     title: str = "",
-) -> str:
+) -> Table:
     """A rows × columns text table; each cell formats the finished trials of that grid point."""
     rows = list(rows) if rows is not None else _values(trials, row_axis)
     cols = list(cols) if cols is not None else _values(trials, col_axis)
@@ -47,49 +51,56 @@ def _values(trials: Sequence[Trial], axis: str) -> list:
     return sorted({tuple(v) if isinstance(v, list) else v for v in (t.config[axis] for t in trials)})
 
 
-def render(rows: Sequence[Sequence[str]], *, title: str = "") -> str:
-    """Plain aligned text: readable in a terminal, a Ray job log and an MLflow artifact."""
-    widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
-    lines = [title] if title else []
-    for n, row in enumerate(rows):
-        lines.append("  ".join(str(v).ljust(w) for v, w in zip(row, widths)).rstrip())
-        if n == 0:
-            lines.append("  ".join("-" * w for w in widths))
-    return "\n".join(lines)
+@dataclass(frozen=True)
+class Table:
+    """A paper-shaped table: a header row, body rows of formatted cells, a title. Prints as aligned
+    text (a terminal, a Ray job log); exports as Markdown, LaTeX, HTML and CSV for papers and MLflow."""
+
+    rows: tuple[tuple[str, ...], ...]  # the header first
+    title: str = ""
+
+    def __str__(self) -> str:
+        if not self.rows:
+            return self.title
+        widths = [max(len(row[i]) for row in self.rows) for i in range(len(self.rows[0]))]
+        lines = [self.title] if self.title else []
+        for n, row in enumerate(self.rows):
+            lines.append("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip())
+            if n == 0:
+                lines.append("  ".join("-" * w for w in widths))
+        return "\n".join(lines)
+
+    def formatted(self, fmt: str) -> str:
+        """The table in a `tabulate` format: "github" (Markdown), "latex_booktabs", "html"."""
+        from tabulate import tabulate
+
+        rows = [[v.replace("|", "\\|") for v in row] for row in self.rows] if fmt == "github" else self.rows
+        body = tabulate(rows[1:], headers=rows[0], tablefmt=fmt, disable_numparse=True) if rows else ""
+        if fmt == "github":
+            return f"**{self.title}**\n\n{body}" if self.title else body
+        if fmt.startswith("latex"):
+            return f"% {self.title}\n{body}" if self.title else body
+        return f"<h4>{html.escape(self.title)}</h4>\n{body}" if self.title else body
+
+    def csv(self) -> str:
+        out = io.StringIO()
+        csv.writer(out).writerows(self.rows)
+        return out.getvalue()
+
+
+def render(rows: Sequence[Sequence[str]], *, title: str = "") -> Table:
+    """A `Table` of `rows` (the header first); cells are shown as `str` gives them."""
+    return Table(tuple(tuple(str(v) for v in row) for row in rows), title)
+
+
+def tables_of(result) -> list[Table]:
+    """A sweep's table function may return one Table or several (and skip empty parts as None)."""
+    return [result] if isinstance(result, Table) else [t for t in result if t]
 
 
 def failures(trials: Sequence[Trial]) -> str:
     """One line per failed trial with its reason, or '' when every trial finished."""
     return "\n".join(f"FAILED {t.name}: {t.error}" for t in trials if not t.finished)
-
-
-def heatmap_figure(matrix: np.ndarray, row_labels: Sequence[str], col_labels: Sequence[str], title: str):
-    """A matplotlib heat map (train subset × test subset), values in percent, like the LoL paper's Fig. 4,
-    on a diverging scale centred on chance."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    from matplotlib.colors import TwoSlopeNorm
-
-    fig, ax = plt.subplots(figsize=(1 + 0.8 * len(col_labels), 1 + 0.7 * len(row_labels)))
-    # Diverging around chance: a binary detector at 50 % is white, better is blue, worse is red.
-    image = ax.imshow(100 * matrix, cmap="RdBu", norm=TwoSlopeNorm(vmin=0, vcenter=50, vmax=100))
-    ax.set_xticks(range(len(col_labels)), col_labels, rotation=45, ha="right")
-    ax.set_yticks(range(len(row_labels)), row_labels)
-    ax.set_xlabel("test subset")
-    ax.set_ylabel("train subset")
-    for i in range(matrix.shape[0]):
-        for j in range(matrix.shape[1]):
-            if not np.isnan(matrix[i, j]):
-                far = abs(100 * matrix[i, j] - 50) > 30  # dark cell: white text
-                ax.text(j, i, f"{100 * matrix[i, j]:.1f}", ha="center", va="center", fontsize=7,
-                        color="white" if far else "black")
-    ax.set_title(title)
-    fig.colorbar(image, ax=ax, label="ACC (%)")
-    fig.tight_layout()
-    return fig
 
 
 def final(trials: Sequence[Trial], key: str) -> str:
@@ -100,7 +111,7 @@ def final(trials: Sequence[Trial], key: str) -> str:
     return "failed" if any(not t.finished for t in trials) else "—"
 
 
-def rows_table(trials: Sequence[Trial], axis: str, values: Sequence, columns: dict, *, title: str) -> str:
+def rows_table(trials: Sequence[Trial], axis: str, values: Sequence, columns: dict, *, title: str) -> Table:
     """One row per value of `axis`; `columns` maps a header to a function (value, trials of the row) -> cell."""
     body = [[str(v)] + [cell(v, where(trials, **{axis: v})) for cell in columns.values()] for v in values]
     return render([[axis, *columns]] + body, title=title)

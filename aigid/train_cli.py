@@ -15,7 +15,7 @@ import torch
 
 from aigid.data.layouts import LAYOUTS, scan
 from aigid.data.synthetic import ensure_synthetic
-from aigid.errors import UserError
+from aigid.errors import ConfigError, UserError
 from aigid.methods import METHODS
 from aigid.methods.spec import MethodSpec, PrepareContext
 from aigid.overrides import parse_overrides
@@ -33,6 +33,7 @@ def add_train_commands(subparsers) -> None:
                                              f"(`aigid config {name}` lists every field --set takes).")
         run.add_argument("--data", help="dataset root; default: the synthetic stand-in in ./aigid_data")
         run.add_argument("--layout", choices=LAYOUTS, help="override the auto-detected layout")
+        run.add_argument("--config", metavar="JSON", help="a flat config to start from, e.g. a sweep's best_config.json")
         run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
         run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
         run.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader workers")
@@ -54,10 +55,24 @@ def build(method: MethodSpec, args):
         root = ensure_synthetic(Path("aigid_data").absolute() / f"synthetic-{method.layout}", layout=method.layout)
         print(f"no --data: training on the SYNTHETIC stand-in at {root}")
         index, overrides = scan(root, method.layout), dict(method.offline)
-    config = method.resolve({**overrides, **parse_overrides(args.set)}, index)
+    config = method.resolve({**overrides, **read_config(args.config), **parse_overrides(args.set)}, index)
     context = PrepareContext(os.path.abspath(args.cache_dir), device=args.device, num_workers=args.workers)
     shared = method.prepare(index, [config], context) if method.prepare else {}
     return index, config, method.trainer(config, index, shared, device=args.device, num_workers=args.workers)
+
+
+def read_config(path: str | None) -> dict:
+    """A flat config saved as JSON (lists back to tuples); {} without --config."""
+    if not path:
+        return {}
+    try:
+        with open(path) as f:
+            flat = json.load(f)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"--config {path}: cannot read a JSON config ({error})") from None
+    if not isinstance(flat, dict):
+        raise ConfigError(f"--config {path}: expected a JSON object of config fields")
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in flat.items()}
 
 
 def train(args) -> int:

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Iterable, Sequence
 
 from aigid.metrics import subsets_in
+from aigid.selection import SCORE
 
 FINISHED, FAILED = "finished", "failed"
 
@@ -44,6 +45,16 @@ class Trial:
     def finished(self) -> bool:
         return self.status == FINISHED and bool(self.history)
 
+    @property
+    def score(self) -> float:
+        """The method's selection rule after the last epoch (aigid.selection), NaN if never reported."""
+        return self.history[-1].get(SCORE, math.nan) if self.history else math.nan
+
+    @property
+    def point(self) -> str:
+        """The grid point: the name without the seed (seeds of one point are pooled)."""
+        return self.name.rsplit(" s", 1)[0]
+
     def matches(self, **values) -> bool:
         return all(_same(self.config.get(k), v) for k, v in values.items())
 
@@ -75,6 +86,20 @@ def finished(trials: Iterable[Trial]) -> list[Trial]:
 def where(trials: Iterable[Trial], **values) -> list[Trial]:
     """The trials whose config has all of `values`."""
     return [t for t in trials if t.matches(**values)]
+
+
+def best_point(trials: Iterable[Trial], mode: str = "max") -> tuple[list[Trial], float] | None:
+    """The grid point whose finished trials have the best mean score (seeds pooled, as the tables
+    pool them), with that mean; None when no trial scored."""
+    points: dict[str, list[Trial]] = {}
+    for trial in finished(trials):
+        if not math.isnan(trial.score):
+            points.setdefault(trial.point, []).append(trial)
+    if not points:
+        return None
+    mean = {name: sum(t.score for t in here) / len(here) for name, here in points.items()}
+    best = (max if mode == "max" else min)(mean, key=mean.get)
+    return points[best], mean[best]
 
 
 def test_sets(trials: Sequence[Trial], order: Sequence[str] = ()) -> list[str]:

@@ -27,15 +27,15 @@ def table(trials):
     paper = render([["margin \\ alpha", *map(label, ALPHAS)]]
                    + [[label(m)] + [" / ".join(map(str, PAPER[(m, a)])) if (m, a) in PAPER else "—" for a in ALPHAS]
                       for m in MARGINS], title="the paper's Table 5 (UniversalFakeDetect, CLIP ViT-L/14)")
-    return "\n\n".join(part for part in (ours, off_grid(trials), paper) if part)
+    return [ours, off_grid(trials), paper]
 
 
 def off_grid(trials):
     """Trials whose (M, α) is not a cell of the grid (--search optuna samples the ranges), best first."""
     done = [t for t in finished(trials) if t.config["margin"] not in MARGINS or t.config["alpha"] not in ALPHAS]
-    done.sort(key=lambda t: -t.last("test/mean/acc"))
+    done.sort(key=lambda t: -t.score)
     rows = [[f"{t.config['margin']:.3g}", f"{t.config['alpha']:.3g}", cell([t])] for t in done]
-    return render([["margin", "alpha", "Avg. ACC / mAP (%)"], *rows], title="trials off the grid") if rows else ""
+    return render([["margin", "alpha", "Avg. ACC / mAP (%)"], *rows], title="trials off the grid") if rows else None
 
 
 SWEEP = Sweep(name="gendet_margin_alpha", method=GENDET, plan=grid(margin=MARGINS, alpha=ALPHAS), table=table,

@@ -10,7 +10,8 @@ import numpy as np
 from aigid.data.layouts import SUBSET_IDS
 from aigid.methods import LOL
 from aigid.metrics import subset_key
-from aigid.report import heatmap_figure, render
+from aigid.figures import SYNTHETIC, heatmap
+from aigid.report import render
 from aigid.trials import finished, test_sets, where
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
@@ -37,13 +38,16 @@ def table(trials):
                   title="LoL Fig. 4 — ACC (%) of a model trained on each subset (rows) on every test subset")
 
 
-def heatmap(trials, out_dir):
+def matrix_figure(trials, out_dir, synthetic):
     rows, tests, matrix = accuracy_matrix(trials)
-    heatmap_figure(matrix, rows, tests, "LoL cross-generator ACC (%)").savefig(os.path.join(out_dir, "accuracy_matrix.png"), dpi=120)
+    title = f"{SYNTHETIC if synthetic else ''}LoL Fig. 4: ACC (%) of a model trained on each subset, on each test subset"
+    figure = heatmap(matrix, rows, tests, title=title, row_name="train subset", col_name="test subset",
+                     score_label="ACC (%), mean of the last epochs", chance=0.5)
+    figure.savefig(os.path.join(out_dir, "fig4_accuracy_matrix.png"), dpi=110)
 
 
 SWEEP = Sweep(name="lol_cross_generator", method=LOL, plan=grid(train_subset=list(SUBSET_IDS)), table=table,
-              figures=heatmap, doc=__doc__)
+              figures=matrix_figure, doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

@@ -42,8 +42,8 @@ def table(trials):
             means = [np.nanmean(cells[0::2]) if not np.all(np.isnan(cells[0::2])) else float("nan"),
                      np.nanmean(cells[1::2]) if not np.all(np.isnan(cells[1::2])) else float("nan")]
             rows.append([ROW_NAMES[ablated], *["—" if np.isnan(v) else f"{100 * v:.1f}" for v in cells + means]])
-        blocks.append(render(rows, title=title))
-    return "RINE Table 4 — ablations, average ACC / AP (%)\n" + "\n\n".join(blocks)
+        blocks.append(render(rows, title=f"RINE Table 4 — ablations, average ACC / AP (%) over {title}"))
+    return blocks
 
 
 SWEEP = Sweep(name="rine_ablation", method=RINE, plan=grid(classes=SETTINGS, without=ABLATED),

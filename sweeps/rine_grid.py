@@ -8,6 +8,7 @@ the test sets as the paper does with --set select_on=test; the table says which.
 """
 import os
 
+from aigid.figures import SYNTHETIC
 from aigid.methods import RINE
 from aigid.methods.rine import CLASS_SETTINGS
 from aigid.metrics import subset_key
@@ -27,19 +28,12 @@ PAPER_TESTS = ["progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan
                "glide_100_27", "glide_50_27", "glide_100_10", "dalle"]
 
 
-def selection_score(trial):
-    """ACC + AP (§4.4) on the split the trial's config names."""
-    final, where = trial.final, trial.config.get("select_on", "val")
-    keys = ("val/acc", "val/ap") if where == "val" else ("test/mean/acc", "test/mean/ap")
-    return final.get(keys[0], float("nan")) + final.get(keys[1], float("nan"))
-
-
 def best_per_setting(trials):
-    """{(backbone, classes): the finished trial with the highest selection score}."""
+    """{(backbone, classes): the finished trial with the highest score, ACC + AP (§4.4, RINESelection)}."""
     best = {}
     for trial in finished(trials):
         setting = (trial.config["backbone"], trial.config.get("classes", 4))
-        if setting not in best or selection_score(trial) > selection_score(best[setting]):
+        if setting not in best or trial.score > best[setting].score:
             best[setting] = trial
     return dict(sorted(best.items(), key=lambda item: (item[0][0], item[0][1])))
 
@@ -47,7 +41,7 @@ def best_per_setting(trials):
 def table(trials):
     best = best_per_setting(trials)
     if not best:
-        return "RINE grid: no trial finished"
+        return render([], title="RINE grid: no trial finished")
     where = {t.config.get("select_on", "val") for t in best.values()}
     how = ("the held-out val split (val/acc + val/ap)" if where == {"val"}
            else "the test sets (test/mean/acc + ap), the paper's way (§4.4)")
@@ -63,32 +57,43 @@ def table(trials):
                               f"per-test-set ACC / AP (%)")
 
 
-def box_plots(trials, out_dir):
-    """Fig. 3 (ACC and AP per backbone, per class setting) and Fig. 4 (ACC per (q, d'))."""
+def box_plots(trials, out_dir, synthetic):
+    """Fig. 3 (ACC and AP over the grid, per backbone and class setting) and Fig. 4 (ACC per (q, d'))."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     done = finished(trials)
+    if not done:
+        return
+    prefix = SYNTHETIC if synthetic else ""
     settings = sorted({t.config.get("classes", 4) for t in done})
     backbones = sorted({t.config["backbone"] for t in done})
-    fig, axes = plt.subplots(2, len(settings), figsize=(4 * len(settings), 6), squeeze=False)
+    fig, axes = plt.subplots(2, len(settings), figsize=(4 * len(settings) + 1, 6.5), squeeze=False)
     for row, metric in enumerate(("acc", "ap")):
         for col, classes in enumerate(settings):
             data = [[100 * t.final[subset_key("mean", metric)] for t in done
                      if t.config["backbone"] == b and t.config.get("classes", 4) == classes] for b in backbones]
-            axes[row, col].boxplot(data, tick_labels=backbones)
-            axes[row, col].set_title(f"{classes}-class: {metric.upper()} (%)")
+            axes[row, col].boxplot(data, tick_labels=[f"{b}\nn={len(d)}" for b, d in zip(backbones, data)])
+            axes[row, col].axhline(50, color="grey", linestyle="--", linewidth=0.8)
+            axes[row, col].set_title(f"{classes}-class", fontsize=9)
+            axes[row, col].set_ylabel(f"test {metric.upper()} (%), mean over test sets")
+    fig.suptitle(f"{prefix}RINE Fig. 3: every grid config's ACC / AP per backbone (dashed: chance)", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "fig3_backbones.png"), dpi=110)
     pairs = sorted({(t.config["q"], t.config["proj_dim"]) for t in done})
-    fig, axes = plt.subplots(len(settings), 1, figsize=(1 + 0.7 * len(pairs), 3 * len(settings)), squeeze=False)
+    fig, axes = plt.subplots(len(settings), 1, figsize=(1.5 + 0.8 * len(pairs), 3.2 * len(settings) + 0.6),
+                             squeeze=False)
     for row, classes in enumerate(settings):
         data = [[100 * t.final["test/mean/acc"] for t in done if (t.config["q"], t.config["proj_dim"]) == p
                  and t.config.get("classes", 4) == classes] for p in pairs]
-        axes[row, 0].boxplot(data, tick_labels=[f"q={q}\nd'={d}" for q, d in pairs])
-        axes[row, 0].set_title(f"{classes}-class: ACC (%) per (q, d')")
+        axes[row, 0].boxplot(data, tick_labels=[f"q={q}\nd'={d}\nn={len(x)}" for (q, d), x in zip(pairs, data)])
+        axes[row, 0].axhline(50, color="grey", linestyle="--", linewidth=0.8)
+        axes[row, 0].set_title(f"{classes}-class", fontsize=9)
+        axes[row, 0].set_ylabel("test ACC (%)")
+        axes[row, 0].set_xlabel("(q, d'): each box over ξ")
+    fig.suptitle(f"{prefix}RINE Fig. 4: ACC per (q, d') (dashed: chance)", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "fig4_q_dprime.png"), dpi=110)
     plt.close("all")

@@ -43,8 +43,8 @@ def table(trials):
             row.append(f"{pct([t.at_epoch(1, 'test/mean/acc') for t in here])} / "
                        f"{pct([t.at_epoch(1, 'test/mean/ap') for t in here])}")
         size.append([f"{classes}-class", *row])
-    return (render(duration, title="RINE Fig. 5 — ACC / AP (%) after each epoch, mean (max) over the 3 best configs")
-            + "\n\n" + render(size, title="RINE Fig. 6 — ACC / AP (%) after 1 epoch on a fraction of the training set"))
+    return [render(duration, title="RINE Fig. 5 — ACC / AP (%) after each epoch, mean (max) over the 3 best configs"),
+            render(size, title="RINE Fig. 6 — ACC / AP (%) after 1 epoch on a fraction of the training set")]
 
 
 SWEEP = Sweep(

@@ -122,7 +122,7 @@ class Cluster:
 
 
 def sweep_args(workdir: Path, script: str, *extra) -> list[str]:
-    return [f"sweeps/{script}", "--data", str(workdir / "data"), "--storage", str(workdir / "results"),
+    return [f"sweeps/{script}", "-v", "--data", str(workdir / "data"), "--storage", str(workdir / "results"),
             "--shared-storage", "--mlflow-uri", f"sqlite:///{workdir}/mlflow.db", "--cache-dir",
             str(workdir / "cache"), *FAST, *extra]
 

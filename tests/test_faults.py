@@ -1,5 +1,6 @@
 """Faults during a sweep: a failing trial, a crash retried from its checkpoint, a killed driver."""
 import dataclasses
+import json
 import os
 import signal
 import subprocess
@@ -7,11 +8,13 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 from mlflow import MlflowClient
 
 from aigid.methods import LOL
 from aigid.methods.lol import LoLTrainer
+from aigid.trials import Trial
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
 
@@ -101,7 +104,7 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(small_genimag
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     argv = [sys.executable, str(REPO / "sweeps" / "lol_mask_grid.py"), "--data", str(small_genimage), "--mlflow-uri",
             uri, "--storage", str(tmp_path / "results"), "--name", "interrupted", "--max-concurrent", "2",
-            "--set", "epochs=2", *FAST]
+            "--set", "epochs=2", "-v", *FAST]
     env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     driver = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                               text=True, start_new_session=True)
@@ -129,3 +132,9 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(small_genimag
         assert sorted(steps) == [1, 2]  # each step once, across the driver's restart
     parents = [r for r in client.search_runs([children[0].info.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
+    # The score of a trial restored from its checkpoint still ranks by the paper's rule over all its
+    # epochs (the epoch-end history travels with the checkpoint), not just those after the restart.
+    report = json.loads((tmp_path / "results" / "interrupted" / "report" / "trials.json").read_text())
+    for trial in map(Trial.from_dict, report):
+        assert trial.score == pytest.approx(np.mean(trial.last_epochs("test/mean/acc")))
+        assert len(trial.history) == 2

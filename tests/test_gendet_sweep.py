@@ -6,6 +6,7 @@ import pytest
 from mlflow import MlflowClient
 
 from aigid.data.synthetic import make_synthetic
+from aigid.report import tables_of
 from aigid.trials import FINISHED, Trial
 from trainables.launcher import main
 
@@ -84,7 +85,7 @@ def test_a_dataset_outside_the_paper_asks_for_the_per_dataset_settings(tmp_path,
 def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_session, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
-    argv = ["--smoke", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
+    argv = ["--smoke", "-v", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
     trials = main(load("gendet_margin_alpha"), argv)
     assert len(trials) == 9 and all(t.finished for t in trials)
     out = capsys.readouterr().out
@@ -101,7 +102,26 @@ def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_
     assert {(c.data.params["margin"], c.data.params["alpha"]) for c in children} == {
         (m, a) for m in ("1.0", "2.0", "4.0") for a in ("0.01", "0.1", "1.0")}
     assert {"test/mean/acc", "test/mean/ap", "test/progan/acc", "train/augmenter_loss"} <= set(children[0].data.metrics)
-    assert "summary.txt" in {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"summary.txt", "summary.md", "tables.tex", "table1.csv", "best_config.json",
+            "gendet_margin_alpha_heatmap.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert "[aigid] re-run it: aigid train gendet --config " in out
+
+    # `aigid results` re-prints the finished sweep from MLflow, or from its report folder, creating no run.
+    from aigid.cli import main as aigid
+
+    report = next((tmp_path / "results").glob("gendet_margin_alpha-*/report"))
+    runs_before = len(client.search_runs([parent.info.experiment_id]))
+    assert aigid(["results", "gendet_margin_alpha", "--mlflow-uri", uri, "--out", str(tmp_path / "again")]) == 0
+    shown = capsys.readouterr().out
+    assert "GenDet Table 5" in shown and "SYNTHETIC" in shown and "best config: {" in shown
+    assert (tmp_path / "again" / "gendet_margin_alpha_heatmap.png").stat().st_size > 10_000
+    assert aigid(["results", str(report), "--compare", parent.info.run_name, "--mlflow-uri", uri]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("A: gendet_margin_alpha-") and "B: gendet_margin_alpha-" in lines[0]
+    assert sum("GenDet Table 5" in line for line in lines) == 1 and lines[2].count("GenDet Table 5") == 2
+    assert len(client.search_runs([parent.info.experiment_id])) == runs_before
+    assert aigid(["results", "no_such_sweep", "--mlflow-uri", uri]) == 2
+    assert "no sweep found for 'no_such_sweep'" in capsys.readouterr().err
 
     assert len(main(load("gendet_ablation"), argv)) == 4
     out = capsys.readouterr().out
@@ -126,5 +146,5 @@ def test_table5_lists_optuna_trials_that_fall_between_the_grid_cells():
     table = runpy.run_path(str(SWEEPS / "gendet_margin_alpha.py"))["table"]
     trial = Trial("off grid", {"margin": 2.7, "alpha": 0.3}, FINISHED,
                   history=({"test/mean/acc": 0.6, "test/mean/ap": 0.7},))
-    out = table([trial])
+    out = "\n\n".join(map(str, tables_of(table([trial]))))
     assert "trials off the grid" in out and "2.7     0.3    60.0 (±0.0) / 70.0 (±0.0)" in out

@@ -13,6 +13,7 @@ import pytest
 import requests
 from mlflow import MlflowClient
 
+from aigid.report import render as render_table
 from browser import render
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
@@ -73,7 +74,20 @@ def mlflow_server(tmp_path_factory, request):
 
 def two_trial_sweep(name: str) -> Sweep:
     return Sweep(name=name, method=LOL, plan=grid(mask_ratio=[(0.0, 0.2), (0.6, 0.8)]),
-                 table=lambda trials: f"{len(trials)} trials", doc="MLflow server test")
+                 table=lambda trials: render_table([["trials"], [len(trials)]]), doc="MLflow server test")
+
+
+def rendered(page: str, screenshot: Path, wanted) -> str:
+    """The page's text once `wanted(text)` holds, giving a loaded machine more page time on each try;
+    the screenshot is kept under test-output/ either way."""
+    for budget_ms in (15000, 30000, 60000):
+        text = html.unescape(render(page, screenshot, budget_ms=budget_ms))
+        if wanted(text):
+            break
+    kept = REPO / "test-output" / screenshot.name
+    kept.parent.mkdir(exist_ok=True)
+    shutil.copyfile(screenshot, kept)
+    return text
 
 
 def sweep_argv(data, tmp_path, uri: str) -> list[str]:
@@ -102,20 +116,31 @@ def test_sweep_logs_to_a_tracking_server_and_its_runs_show_in_the_ui(mlflow_serv
     assert len(parents) == 1 and parents[0].info.status == "FINISHED"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
     assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
-    assert {"summary.txt", "trials.json"} <= {a.path for a in client.list_artifacts(parents[0].info.run_id)}
+    parent = parents[0].info.run_id
+    assert {"summary.txt", "summary.md", "trials.json", "best_config.json", "lol_ui_curve.png"} <= {
+        a.path for a in client.list_artifacts(parent)}
+    assert experiment.tags.get("mlflow.experimentKind") == "custom_model_development"  # not MLflow 3's GenAI view
 
-    screenshot = tmp_path / "mlflow_ui.png"
     names = {r.info.run_name for r in runs}
     page = runs_page(mlflow_server, experiment.experiment_id)
-    for budget_ms in (15000, 30000, 60000):  # a loaded machine may need more page time to render the table
-        text = html.unescape(render(page, screenshot, budget_ms=budget_ms))
-        if all(name in text for name in names):
-            break
-    kept = REPO / "test-output" / "mlflow_ui.png"
-    kept.parent.mkdir(exist_ok=True)
-    shutil.copyfile(screenshot, kept)
+    text = rendered(page, tmp_path / "mlflow_ui.png", lambda text: all(name in text for name in names))
     missing = sorted(name for name in names if name not in text)
-    assert not missing, f"the MLflow UI at {page} does not list runs {missing} (screenshot: {kept})"
+    assert not missing, f"the MLflow UI at {page} does not list runs {missing} (test-output/mlflow_ui.png)"
+
+    # The parent's page shows the sweep's headline metrics; its figure renders in the artifact viewer.
+    run_page = f"{mlflow_server}/#/experiments/{experiment.experiment_id}/runs/{parent}"
+    view = "?workflowType=machine_learning"  # the link the sweep prints: MLflow's model-training view
+    headline = ("best/score", "best/test/mean/acc", "trials/finished")
+    text = rendered(run_page + view, tmp_path / "mlflow_parent_run.png", lambda text: all(m in text for m in headline))
+    assert all(m in text for m in headline), f"{run_page} does not show {headline} (test-output/mlflow_parent_run.png)"
+    figure = "lol_ui_curve.png"
+    dom = rendered(f"{run_page}/artifacts/{figure}{view}", tmp_path / "mlflow_figure.png",
+                   lambda text: any("blob:" in tag.split(">")[0] for tag in text.split("<img")[1:]))
+    # The viewer fetched the PNG and shows it from a blob: the figure is on the page, not a download link.
+    assert any("blob:" in tag.split(">")[0] for tag in dom.split("<img")[1:]) and figure in dom, \
+        f"no image of {figure} shown (test-output/mlflow_figure.png)"
+    served = requests.get(f"{mlflow_server}/get-artifact", params={"path": figure, "run_uuid": parent}, timeout=10)
+    assert served.ok and served.content.startswith(b"\x89PNG")
 
 
 def test_unreachable_tracking_server_fails_before_any_trial(small_genimage, tmp_path, monkeypatch, capsys):

@@ -34,7 +34,7 @@ def test_optuna_with_asha_runs_and_records_the_search(ray_session, small_genimag
     assert len(trials) == 4 and all(t.finished for t in trials)
     assert all(isinstance(t.config["mask_ratio"], tuple) for t in trials)
     out = capsys.readouterr().out
-    assert "best by final test/mean/acc" in out
+    assert "best by mean test/mean/acc over the last 5 epochs (LoL §4.3" in out
     stopped = [t for t in trials if t.final["epoch"] < 3]
     if stopped:
         assert f"{len(stopped)} trial(s) stopped early" in out

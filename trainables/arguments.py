@@ -40,6 +40,7 @@ class Settings:
     num_samples: int
     scheduler: str
     dry_run: bool
+    verbose: bool
 
     @property
     def synthetic(self) -> bool:
@@ -101,6 +102,8 @@ def build_parser(sweep: Sweep) -> argparse.ArgumentParser:
     run.add_argument("--resume", nargs="?", const="latest", metavar="NAME",
                      help="continue an interrupted sweep (its newest run, or NAME): finished trials are not rerun")
     run.add_argument("--dry-run", action="store_true", help="validate and list the trials, run nothing")
+    run.add_argument("-v", "--verbose", action="store_true",
+                     help="a line per epoch and per finished trial (default: a status line with an ETA every 15 s)")
     search = parser.add_argument_group("search")
     search.add_argument("--search", choices=("grid", "optuna"), default="grid",
                         help="grid: the paper's plan; optuna: TPE over the same axes (--num-samples)")
@@ -144,4 +147,5 @@ def parse_settings(sweep: Sweep, argv: Sequence[str] | None) -> Settings:
         max_failures=args.max_failures, address=args.address, storage=args.storage, cache_dir=args.cache_dir,
         name=args.name, mlflow_uri=args.mlflow_uri, shared_storage=args.shared_storage, resume=args.resume,
         search=args.search, num_samples=args.num_samples, scheduler=args.scheduler, dry_run=args.dry_run,
+        verbose=args.verbose,
     )

@@ -7,6 +7,7 @@ and keeps its traceback).
 """
 from __future__ import annotations
 
+import logging
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,8 +67,8 @@ def resolve_data(sweep: Sweep, settings: Settings) -> DatasetIndex:
 def validate(sweep: Sweep, settings: Settings) -> Launch:
     """Expand the plan once and resolve every point against the data; every error surfaces here."""
     if settings.scheduler == "asha" and not sweep.method.early_stopping:
-        raise ConfigError(f"--scheduler asha cannot rank {sweep.method.name} trials early: {sweep.method.metric} "
-                          "measures its final detector only in the last epochs; run without --scheduler")
+        raise ConfigError(f"--scheduler asha cannot rank {sweep.method.name} trials early: their score "
+                          "measures the final detector only in the last epochs; run without --scheduler")
     index = resolve_data(sweep, settings)
     base = base_overrides(sweep, settings)
     if settings.search == "optuna":
@@ -102,6 +103,7 @@ def dataset_defaults(sweep: Sweep, flat: dict, resolved) -> dict:
 def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[Trial]:
     """Entry point of every sweep script. Exits 2 with a one-line reason on bad input."""
     settings = parse_settings(sweep, argv)
+    quiet_libraries()
     if settings.variant:
         sweep = next(v.sweep for v in sweep.variants if v.flag == settings.variant)
     try:
@@ -123,6 +125,19 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[Trial]:
         return run_sweep(sweep, settings, launch, client, uri)
     except UserError as error:
         fail(error)
+
+
+def quiet_libraries() -> None:
+    """Keep the console to aigid's status: drop library notices a researcher cannot act on."""
+    for name, level in (
+        ("ray.tune.logger.tensorboardx", logging.WARNING),  # tuple params cannot go to TensorBoard
+        ("ray.tune", logging.WARNING),  # "Wrote the latest version of all result files ..." after every sweep
+        # A local Ray turns token authentication on by default and says so at every start.
+        ("ray._private.authentication.authentication_token_setup", logging.ERROR),
+        ("mlflow.store.db.utils", logging.WARNING),  # "Creating initial MLflow database tables..."
+        ("alembic", logging.WARNING),
+    ):
+        logging.getLogger(name).setLevel(level)
 
 
 def fail(error: UserError):

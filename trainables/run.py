@@ -8,9 +8,10 @@ import time
 import ray
 from ray import tune
 
+from aigid.selection import SCORE
 from aigid.trials import Trial, point_name
 from trainables import tracking
-from trainables.arguments import Settings
+from trainables.arguments import DEFAULT_STORAGE, Settings
 from trainables.launcher import Launch
 from trainables.prepare import prepare
 from trainables.progress import Progress
@@ -27,13 +28,15 @@ def start_ray(address: str | None) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # Per-epoch checkpoints of short trials trip Tune's snapshot-frequency warning constantly.
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
-    logging.getLogger("ray.tune.logger.tensorboardx").setLevel(logging.WARNING)  # tuple params can't go to TB
+    # Tune's newer console output prints a configuration box and a TensorBoard hint even at verbose=0;
+    # its older one is silent there, and Progress says what a researcher needs.
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     if ray.is_initialized():
         return
     if address:
-        ray.init(address=address, log_to_driver=True)
+        ray.init(address=address, log_to_driver=True, logging_level=logging.WARNING)
     else:
-        ray.init(include_dashboard=False, log_to_driver=True)
+        ray.init(include_dashboard=False, log_to_driver=True, logging_level=logging.WARNING)
 
 
 def build_tuner(sweep: Sweep, settings: Settings, launch: Launch, search: Search, shared: dict, *, storage: str,
@@ -52,7 +55,7 @@ def build_tuner(sweep: Sweep, settings: Settings, launch: Launch, search: Search
         trainable,
         param_space=search.param_space,
         tune_config=tune.TuneConfig(
-            metric=sweep.method.metric, mode=sweep.method.mode,
+            metric=SCORE, mode=sweep.method.selection.mode,
             num_samples=search.num_samples, search_alg=search.search_alg, scheduler=search.scheduler,
             # reuse_actors: a new trial reuses a finished trial's worker process instead of paying
             # ~5 CPU-s to start one and import torch/open_clip again (benchmarks/RESULTS.md, Packing).
@@ -71,13 +74,10 @@ def build_tuner(sweep: Sweep, settings: Settings, launch: Launch, search: Search
     )
 
 
-def best_trial(result_grid, trials: list[Trial], metric: str, mode: str) -> Trial | None:
-    """The trial of Tune's best result (final `metric`), or None when no trial reported it."""
-    try:
-        best = result_grid.get_best_result(metric=metric, mode=mode, filter_nan_and_inf=True)
-    except RuntimeError:  # no trial reported the metric
-        return None
-    return next((t for t, result in zip(trials, result_grid) if result.path == best.path), None)
+def report_folder(storage: str, run_name: str) -> str:
+    """Beside the trials' results when --storage is a local path; under ./aigid_results otherwise."""
+    base = DEFAULT_STORAGE if "://" in storage else storage
+    return os.path.abspath(os.path.join(base, run_name, "report"))
 
 
 def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str) -> list[Trial]:
@@ -95,24 +95,31 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
             "synthetic": str(index.synthetic).lower(), "git_commit": tracking.git_commit(),
             "ray_job_id": ray.get_runtime_context().get_job_id(), "aigid_run": run_name}
     optuna_axes = sweep.single_grid(settings.synthetic) if settings.search == "optuna" else {}
-    search = search_for(settings, launch.points, optuna_axes, method.metric, max(c.epochs for c in launch.configs))
+    search = search_for(settings, launch.points, optuna_axes, method.selection.describe(launch.points[0]),
+                        max(c.epochs for c in launch.configs))
     parent = tracking.parent_run(client, experiment, run_name, tags, params={
         **{f"base.{k}": v for k, v in launch.base.items()}, **{f"grid.{k}": v for k, v in launch.axes.items()},
         **search.params, "seeds": settings.seeds, "gpus_per_trial": settings.gpus_per_trial,
         "cpus_per_trial": settings.cpus_per_trial, "max_failures": settings.max_failures, "storage": storage,
     })
     print(f"[aigid] MLflow: experiment '{sweep.name}', parent run {parent} at {uri}", flush=True)
+    if uri.startswith("http"):  # MLflow 3's UI opens in its GenAI view unless told otherwise
+        print(f"[aigid] open {uri}/#/experiments/{experiment}/runs/{parent}?workflowType=machine_learning", flush=True)
     status, logger = "FAILED", None
     try:
         shared = prepare(method, index, launch.configs, cache_dir=cache_dir,
                          gpus=settings.gpus_per_trial)
         logger = tracking.SweepLogger(uri, experiment, parent, tags)
+        epochs = [c.epochs for c in launch.configs]
+        progress = Progress(search.total, sum(epochs) if settings.search == "grid" else search.total * epochs[0],
+                            method, verbose=settings.verbose)
         tuner = build_tuner(sweep, settings, launch, search, shared, storage=storage, run_name=run_name,
-                            resuming=resuming, callbacks=[logger, Progress(search.total, method)])
+                            resuming=resuming, callbacks=[logger, progress])
         result_grid = tuner.fit()
         trials = collect(result_grid, method, list(launch.axes))
-        report(sweep, trials, best_trial(result_grid, trials, method.metric, method.mode), client, parent,
-               list(launch.axes))
+        report(sweep, trials, client, parent, {"run": run_name, "axes": launch.axes, "synthetic": index.synthetic,
+                                               "data_root": None if index.synthetic else index.root},
+               folder=report_folder(storage, run_name))
         status = "FINISHED" if all(t.finished for t in trials) else "FAILED"
         return trials
     finally:

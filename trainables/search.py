@@ -32,16 +32,16 @@ def optuna_axis(values: list):
     return tune.choice([repr(tuple(v)) if isinstance(v, (tuple, list)) else v for v in values])
 
 
-def search_for(settings: Settings, points: list[dict], axes: dict[str, list], metric: str, max_epochs: int) -> Search:
+def search_for(settings: Settings, points: list[dict], axes: dict[str, list], ranked_by: str, max_epochs: int) -> Search:
     """Tune's search over `points` (each a full flat config), or Optuna over `axes` around the first point."""
     scheduler = None
     if settings.scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
 
-        # Early stopping on the method's metric (TuneConfig's), at most one rung per epoch.
+        # Early stopping on the trials' score (TuneConfig's metric), at most one rung per epoch.
         scheduler = ASHAScheduler(time_attr="training_iteration", max_t=max_epochs, grace_period=1,
                                   reduction_factor=2)
-    params = {"search": settings.search, "scheduler": settings.scheduler, "metric": metric}
+    params = {"search": settings.search, "scheduler": settings.scheduler, "ranked_by": ranked_by}
     if settings.search == "grid":
         from ray.tune.search import BasicVariantGenerator
 

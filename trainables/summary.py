@@ -3,14 +3,19 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
+import shlex
 import time
+from pathlib import Path
 
 from mlflow.entities import Metric, RunTag
 
-from aigid.report import failures
-from aigid.trials import FAILED, FINISHED, Trial, point_name
+from aigid.figures import sweep_figures
+from aigid.report import Table, failures, tables_of
+from aigid.selection import SCORE, Selection
+from aigid.trials import FAILED, FINISHED, Trial, best_point, point_name
 from trainables.trainable import decode
+
+HEADLINE = ("test/mean/acc", "test/mean/ap")  # what every method's tables report, logged for the best point
 
 
 def collect(result_grid, method, axes) -> list[Trial]:
@@ -34,45 +39,103 @@ def collect(result_grid, method, axes) -> list[Trial]:
     return trials
 
 
-def outcome(trials: list[Trial], best, metric: str) -> str:
-    """Best config by `metric` (Tune's best result), trials stopped early, and where each trial ran."""
-    lines = []
+def outcome(trials: list[Trial], best: tuple[list[Trial], float] | None, selection: Selection) -> str:
+    """One line per trial (its grid values, how it ended, its score); the best grid point by the
+    method's selection rule; trials stopped early; where the trials ran."""
+    lines = [f"{t.name}: " + (f"score {t.score:.4f}" if t.finished else f"FAILED ({t.error})") for t in trials]
     early = [t for t in trials if t.finished and t.final.get("epoch", 0) < t.config.get("epochs", 0)]
     if early:
         lines.append(f"{len(early)} trial(s) stopped early by the scheduler")
     if best is not None:
-        lines.append(f"best by final {metric} = {best.final[metric]:.4f}: {best.name}")
+        here, score = best
+        seeds = f" (mean of {len(here)} seeds)" if len(here) > 1 else ""
+        lines.append(f"best by {selection.describe(here[0].config)}: {here[0].point} = {score:.4f}{seeds}")
     nodes = sorted({t.node for t in trials if t.node})
     lines.append(f"trials ran on {len(nodes)} node(s): {', '.join(nodes)}")
     return "\n".join(lines)
 
 
-def headline(trials: list[Trial], best: Trial | None, metric: str, axes) -> tuple[list[Metric], list[RunTag]]:
-    """What the parent run shows in MLflow's run table and charts: the best trial's metric and its
-    grid values (tags, which a resumed sweep may update), and how many trials finished or failed."""
+def headline(trials: list[Trial], best: tuple[list[Trial], float] | None, axes) -> tuple[list[Metric], list[RunTag]]:
+    """What the parent run shows in MLflow's run table and charts: the best grid point's score and
+    headline metrics, its grid values (tags, which a resumed sweep may update), trials finished/failed."""
     now = int(time.time() * 1000)
     metrics = [Metric("trials/finished", sum(t.finished for t in trials), now, 0),
                Metric("trials/failed", sum(not t.finished for t in trials), now, 0)]
     tags = []
     if best is not None:
-        metrics.append(Metric(f"best/{metric}", float(best.final[metric]), now, 0))
-        tags = [RunTag("best_trial", best.name)] + [RunTag(f"best.{axis}", str(best.config.get(axis))) for axis in axes]
+        here, score = best
+        metrics.append(Metric(f"best/{SCORE}", score, now, 0))
+        for key in HEADLINE:
+            values = [t.last(key) for t in here if key in t.history[-1]]
+            if values:
+                metrics.append(Metric(f"best/{key}", sum(values) / len(values), now, 0))
+        tags = [RunTag("best_trial", here[0].point)] + [RunTag(f"best.{axis}", str(here[0].config.get(axis))) for axis in axes]
     return metrics, tags
 
 
-def report(sweep, trials: list[Trial], best, client, parent: str, axes) -> None:
-    """Print the paper's table and the outcome; log them, every trial, the figures and the headline
-    numbers on the parent run."""
-    metrics, tags = headline(trials, best, sweep.method.metric, axes)
+def rerun_command(method: str, config_path: str, data_root: str | None) -> str:
+    """The command that trains the best config again, alone and without Ray."""
+    data = f" --data {shlex.quote(data_root)}" if data_root else ""
+    return f"aigid train {method} --config {shlex.quote(config_path)}{data}"
+
+
+def write_report(folder: str, meta: dict, tables: list[Table], text: str, trials: list[Trial],
+                 best: tuple[list[Trial], float] | None) -> str | None:
+    """The sweep's report files in `folder` (what `aigid results` reads back); returns the best
+    config's path (None if no trial scored)."""
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "sweep.json"), "w") as f:
+        json.dump(meta, f, indent=1, default=list)
+    with open(os.path.join(folder, "summary.txt"), "w") as f:
+        f.write(text + "\n")
+    with open(os.path.join(folder, "summary.md"), "w") as f:  # MLflow's artifact viewer shows it whole
+        f.write("\n\n".join(t.formatted("github") for t in tables) + "\n\n```\n" + text + "\n```\n")
+    with open(os.path.join(folder, "tables.tex"), "w") as f:
+        f.write("\n\n".join(t.formatted("latex_booktabs") for t in tables) + "\n")
+    for n, table in enumerate(tables, 1):
+        with open(os.path.join(folder, f"table{n}.csv" if len(tables) > 1 else "table.csv"), "w") as f:
+            f.write(table.csv())
+    with open(os.path.join(folder, "trials.json"), "w") as f:
+        json.dump([t.to_dict() for t in trials], f, indent=1, default=str)
+    if best is None:
+        return None
+    top = max(best[0], key=lambda t: t.score)  # of the best point's seeds, the one that scored highest
+    path = os.path.join(folder, "best_config.json")
+    with open(path, "w") as f:
+        json.dump(top.config, f, indent=1, default=list)
+    return path
+
+
+def draw_figures(sweep, trials: list[Trial], axes: dict, folder: str, *, synthetic: bool) -> list[str]:
+    """The sweep's own figures (the paper's), then every sweep's: parallel coordinates, parameter
+    importance, and a heat map (two varying fields) or a curve (one), over the trials' score."""
+    if sweep.figures:
+        sweep.figures(trials, folder, synthetic)
+    config = trials[0].config if trials else {}
+    selection = sweep.method.selection
+    sweep_figures(trials, axes, lambda t: t.score, folder, name=sweep.name, score_label=selection.label(config),
+                  chance=selection.chance(config), synthetic=synthetic)
+    return sorted(str(p) for p in Path(folder).glob("*.png"))
+
+
+def report(sweep, trials: list[Trial], client, parent: str, meta: dict, *, folder: str) -> None:
+    """Print the paper's tables, every trial, the best config and how to re-run it; write them with
+    the figures to `folder` and log them, with the headline numbers, on the parent run.
+    `meta`: the run's name, axes (field -> values), synthetic, data_root (for the report's sweep.json)."""
+    selection = sweep.method.selection
+    best = best_point(trials, selection.mode)
+    metrics, tags = headline(trials, best, list(meta["axes"]))
     client.log_batch(parent, metrics=metrics, tags=tags)
-    summary = "\n\n".join(part for part in (sweep.table(trials), outcome(trials, best, sweep.method.metric),
-                                            failures(trials)) if part)
-    print("\n" + summary + "\n", flush=True)
-    with tempfile.TemporaryDirectory() as out:
-        with open(os.path.join(out, "summary.txt"), "w") as f:
-            f.write(summary + "\n")
-        with open(os.path.join(out, "trials.json"), "w") as f:
-            json.dump([t.to_dict() for t in trials], f, indent=1, default=str)
-        if sweep.figures:
-            sweep.figures(trials, out)
-        client.log_artifacts(parent, out)
+    tables = tables_of(sweep.table(trials))
+    text = "\n\n".join(part for part in (*map(str, tables), outcome(trials, best, selection), failures(trials)) if part)
+    meta = {"sweep": sweep.name, "method": sweep.method.name, **meta,
+            "ranked_by": selection.describe(trials[0].config if trials else None)}
+    config_path = write_report(folder, meta, tables, text, trials, best)
+    print("\n" + text + "\n", flush=True)
+    figures = draw_figures(sweep, trials, meta["axes"], folder, synthetic=meta["synthetic"])
+    client.log_artifacts(parent, folder)
+    print(f"[aigid] report (tables as .md/.csv/.tex, trials.json): {folder}\n"
+          f"[aigid] figures: {', '.join(os.path.basename(f) for f in figures) or 'none'}", flush=True)
+    if config_path:
+        print(f"[aigid] best config: {config_path}\n[aigid] re-run it: "
+              f"{rerun_command(sweep.method.name, config_path, meta['data_root'])}", flush=True)

@@ -77,7 +77,7 @@ class Sweep:
     doc: str = ""  # which table or figure of the paper this reproduces
     fixed: dict = field(default_factory=dict)  # settings of every trial beyond the method's defaults
     prune: Callable | None = None  # (points, index) -> (points, note): drop points the data cannot hold
-    figures: Callable | None = None  # (trials, out_dir) -> None: PNGs for the parent run
+    figures: Callable | None = None  # (trials, out_dir, synthetic) -> None: the paper's figures, as PNGs
     options: tuple[Option, ...] = ()
     variants: tuple[Variant, ...] = ()
 

@@ -65,9 +65,16 @@ def environ(values: dict[str, str]):
                 os.environ[key] = value
 
 
+# MLflow 3 opens an experiment with no kind in its GenAI view (traces, prompts); sweeps train models.
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")
+
+
 def experiment_id(client: MlflowClient, name: str) -> str:
+    """The sweep's experiment, created on first use, shown in MLflow's model-training view."""
     existing = client.get_experiment_by_name(name)
-    return existing.experiment_id if existing else client.create_experiment(name)
+    if existing:
+        return existing.experiment_id
+    return client.create_experiment(name, tags=dict([EXPERIMENT_KIND]))
 
 
 def git_commit() -> str:

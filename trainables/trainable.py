@@ -7,6 +7,7 @@ and the method's trainer is driven epoch by epoch with a checkpoint at every epo
 from __future__ import annotations
 
 import ast
+import json
 import logging
 import os
 import tempfile
@@ -18,8 +19,10 @@ from ray import tune
 
 from aigid.data.synthetic import ensure_here
 from aigid.methods.spec import MethodSpec, Trainer
+from aigid.selection import SCORE, Selection
 
 CHECKPOINT_FILE = "trainer.pt"
+HISTORY_FILE = "epochs.json"  # the epoch-end metrics so far: the score of a resumed trial needs them
 # An epoch-end checkpoint costs a save, an upload to storage and Tune bookkeeping (~30 ms here): for
 # trials of sub-second epochs (a RINE head on cached features) that was a third of the sweep. A
 # trial checkpoints at an epoch end once this long has passed since its last one, and always at
@@ -63,26 +66,34 @@ def prepare_trial(cpus: float, gpus: float) -> tuple[torch.device, int]:
     return torch.device("cpu"), loader_workers
 
 
-def drive(trainer: Trainer, epochs: int) -> None:
-    """Restore `trainer` from the trial's checkpoint if any, then report each result to Tune.
+def drive(trainer: Trainer, config, selection: Selection) -> None:
+    """Restore `trainer` from the trial's checkpoint if any, then report each result to Tune with
+    its `score` (the method's selection rule over the epoch ends so far, this result included).
 
     Checkpoints are written at epoch ends only (see CHECKPOINT_EVERY_S), so a retried or
     resumed trial continues from a finished epoch.
     """
+    flat, epochs = config.to_flat(), []
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.load_state_dict(torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=False))
+            with open(os.path.join(directory, HISTORY_FILE)) as f:
+                epochs = json.load(f)
     node = ray.get_runtime_context().get_node_id()  # several nodes may share an IP (one host, containers)
     last_checkpoint = time.monotonic()
     for result in trainer.run():
-        result = {**result, "node_id": node}
-        due = result.get("epoch") >= epochs or time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
+        result = {**result, "node_id": node, SCORE: selection.score([*epochs, result], flat)}
+        if result.get("epoch_end"):
+            epochs.append({k: v for k, v in result.items() if isinstance(v, (int, float))})
+        due = result.get("epoch") >= config.epochs or time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
         if not (result.get("epoch_end") and due):
             tune.report(result)
             continue
         with tempfile.TemporaryDirectory() as directory:
             torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
+            with open(os.path.join(directory, HISTORY_FILE), "w") as f:
+                json.dump(epochs, f)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
         last_checkpoint = time.monotonic()
 
@@ -94,7 +105,7 @@ def trainable_for(method: MethodSpec):
         ensure_here(index)
         device, workers = prepare_trial(*trial_resources())
         config = method.config_cls.from_flat(decode(config))  # resolved before launch (launcher.validate)
-        drive(method.trainer(config, index, shared, device=device, num_workers=workers), config.epochs)
+        drive(method.trainer(config, index, shared, device=device, num_workers=workers), config, method.selection)
 
     train.__name__ = train.__qualname__ = f"train_{method.name}"  # Ray names trials after it
     return train

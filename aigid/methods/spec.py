@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Mapping, Protocol, Sequence, runtime_chec
 
 from aigid.data.index import DatasetIndex
 from aigid.features import SharedFeatures
+from aigid.selection import Selection
 
 
 @runtime_checkable
@@ -71,9 +72,9 @@ class MethodSpec:
     # (index, resolved configs, PrepareContext) -> {name: object}: what every trial of a sweep shares
     # (frozen-backbone features, decoded test images), computed once and handed to each trainer.
     prepare: Callable[[DatasetIndex, Sequence, PrepareContext], dict] | None = None
-    metric: str = "test/mean/acc"  # the final-epoch metric Tune's schedulers and searchers rank by
-    mode: str = "max"
-    # False where `metric` measures the method's detector only in its last epochs (GenDet's classifier
+    # The paper's rule for the best trial (reported as `score`, which Tune and every table rank by).
+    selection: Selection = Selection(source="the paper's tables: Avg. ACC over the test subsets")
+    # False where the score measures the method's detector only in its last epochs (GenDet's classifier
     # comes last): ASHA would rank trials on something else, so it is refused.
     early_stopping: bool = True
 

@@ -8,6 +8,7 @@ from aigid.data.decoded import decode_once
 from aigid.methods.lol.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig
 from aigid.methods.lol.trainer import LoLTrainer, check_data, select_test_samples
 from aigid.methods.spec import MethodSpec
+from aigid.selection import Selection
 
 
 def decode_test_images(index, configs, context) -> dict:
@@ -30,4 +31,5 @@ LOL = MethodSpec(
     offline=OFFLINE_OVERRIDES,
     smoke=SMOKE_OVERRIDES,
     prepare=decode_test_images,
+    selection=Selection(over_last_epochs=True, source="LoL §4.3: mean ACC of the final five epochs"),
 )

@@ -3,6 +3,17 @@ from aigid.features import SharedFeatures
 from aigid.methods.rine.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, RINEConfig
 from aigid.methods.rine.trainer import RINETrainer, check_data, feature_requests
 from aigid.methods.spec import MethodSpec
+from aigid.selection import Selection
+
+
+class RINESelection(Selection):
+    """§4.4: the best config has the highest ACC + AP, on the split its config selects on
+    (`select_on`: the held-out val split by default, the test sets as the paper does)."""
+
+    def keys_for(self, config: dict) -> tuple[str, ...]:
+        split = "val" if config.get("select_on", "val") == "val" else "test/mean"
+        return (f"{split}/acc", f"{split}/ap")
+
 
 RINE = MethodSpec(
     name="rine",
@@ -14,4 +25,5 @@ RINE = MethodSpec(
     offline=OFFLINE_OVERRIDES,
     smoke=SMOKE_OVERRIDES,
     prepare=SharedFeatures(feature_requests),
+    selection=RINESelection(source="RINE §4.4: ACC + AP"),
 )
