@@ -69,7 +69,7 @@ def _pyplot():
     return plt
 
 
-def _save(fig, path: str) -> str:
+def save(fig, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=DPI)
     _pyplot().close(fig)
@@ -177,7 +177,7 @@ def grid_heatmap(
     fig = heatmap(matrix, [label(r) for r in rows], [label(c) for c in cols],
                   title=_title(title, len(pairs), skipped, synthetic, int(9 * width)), row_name=row_axis,
                   col_name=col_axis, score_label=score_label, chance=chance)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def _log_scale(values: Sequence[float]) -> bool:
@@ -255,7 +255,7 @@ def parallel_coordinates(
     ax.set_title(_title(title, len(pairs), skipped, synthetic, int(9 * width)), fontsize=10)
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=score_label, pad=0.02)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def importances(trials: Sequence[Trial], axes: Sequence[str], score: Score) -> dict[str, float]:
@@ -325,7 +325,7 @@ def param_importance(
     ax.set_ylabel("swept field")
     ax.set_title(_title(title, len(pairs), skipped, synthetic, 60), fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def curve_points(
@@ -385,7 +385,7 @@ def curve(
     ax.legend(fontsize=8, loc="best")
     ax.set_title(_title(title, len(pairs), skipped, synthetic, int(9 * width)), fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def sweep_figures(

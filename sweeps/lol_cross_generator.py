@@ -10,21 +10,21 @@ import numpy as np
 from aigid.data.layouts import SUBSET_IDS
 from aigid.methods import LOL
 from aigid.metrics import subset_key
-from aigid.figures import SYNTHETIC, heatmap
+from aigid.figures import SYNTHETIC, heatmap, save
 from aigid.report import render
 from aigid.trials import finished, test_sets, where
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
 
 
-def accuracy_matrix(trials):
-    """Rows: train subset; columns: test subsets; mean ACC of the last epochs (NaN if it failed)."""
+def accuracy_matrix(trials, metric="acc"):
+    """Rows: train subset; columns: test subsets; mean `metric` of the last epochs (NaN if it failed)."""
     tests = test_sets(trials)
     rows = [s for s in SUBSET_IDS if where(trials, train_subset=s)]
     matrix = np.full((len(rows), len(tests)), np.nan)
     for i, train in enumerate(rows):
         for j, test in enumerate(tests):
-            values = [v for t in finished(where(trials, train_subset=train)) for v in t.last_epochs(subset_key(test, "acc"))]
+            values = [v for t in finished(where(trials, train_subset=train)) for v in t.last_epochs(subset_key(test, metric))]
             if values:
                 matrix[i, j] = np.mean(values)
     return rows, tests, matrix
@@ -35,19 +35,25 @@ def table(trials):
     body = [[train] + [("—" if np.isnan(v) else f"{100 * v:.1f}") for v in line] + [f"{100 * np.nanmean(line):.1f}"]
             for train, line in zip(rows, matrix)]
     return render([["train \\ test"] + tests + ["avg"]] + body,
-                  title="LoL Fig. 4 — ACC (%) of a model trained on each subset (rows) on every test subset")
+                  title="LoL Fig. 4 — ACC (%) of a model trained on each subset (rows) on every test subset, "
+                        "mean of the last epochs (avg: the score the best trial is picked by)")
 
 
-def matrix_figure(trials, out_dir, synthetic):
-    rows, tests, matrix = accuracy_matrix(trials)
-    title = f"{SYNTHETIC if synthetic else ''}LoL Fig. 4: ACC (%) of a model trained on each subset, on each test subset"
-    figure = heatmap(matrix, rows, tests, title=title, row_name="train subset", col_name="test subset",
-                     score_label="ACC (%), mean of the last epochs", chance=0.5)
-    figure.savefig(os.path.join(out_dir, "fig4_accuracy_matrix.png"), dpi=110)
+def matrix_figures(trials, out_dir, synthetic):
+    """Fig. 4 (ACC) and Fig. 5 (AP): train subset × test subset."""
+    for figure_number, metric in ((4, "acc"), (5, "ap")):
+        rows, tests, matrix = accuracy_matrix(trials, metric)
+        if not rows or np.isnan(matrix).all():
+            continue
+        title = (f"{SYNTHETIC if synthetic else ''}LoL Fig. {figure_number}: {metric.upper()} (%) of a model trained "
+                 "on each subset (rows), on each test subset")
+        figure = heatmap(matrix, rows, tests, title=title, row_name="train subset", col_name="test subset",
+                         score_label=f"{metric.upper()} (%), mean of the last epochs", chance=0.5)
+        save(figure, os.path.join(out_dir, f"fig{figure_number}_{metric}_matrix.png"))
 
 
 SWEEP = Sweep(name="lol_cross_generator", method=LOL, plan=grid(train_subset=list(SUBSET_IDS)), table=table,
-              figures=matrix_figure, doc=__doc__)
+              figures=matrix_figures, doc=__doc__)
 
 if __name__ == "__main__":
     main(SWEEP)

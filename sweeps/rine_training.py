@@ -9,8 +9,11 @@ of the same seed (tests/test_rine.py checks this). §5.5: the best configuration
 trained for one epoch on 20/50/80 % of the training images; the 100 % column is epoch 1 of
 the §5.4 trial. 18 trials in all. Note the cost on real data: 15 cached training views per image.
 """
+import os
+
 import numpy as np
 
+from aigid.figures import SYNTHETIC
 from aigid.methods import RINE
 from aigid.report import render
 from aigid.trials import finished, where
@@ -47,12 +50,49 @@ def table(trials):
             render(size, title="RINE Fig. 6 — ACC / AP (%) after 1 epoch on a fraction of the training set")]
 
 
+def curves(trials, out_dir, synthetic):
+    """Fig. 5 (ACC after each epoch, mean over the 3 best configs) and Fig. 6 (ACC after one epoch
+    against the fraction of the training set), one line per class setting."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    done = finished(trials)
+    if not done:
+        return
+    fig, (by_epoch, by_fraction) = plt.subplots(1, 2, figsize=(10, 4))
+    for classes in SETTINGS:
+        full = where(done, classes=classes, train_fraction=1.0)
+        points = [(e, np.nanmean(acc)) for e in EPOCHS
+                  if (acc := [t.at_epoch(e, "test/mean/acc") for t in full]) and not np.all(np.isnan(acc))]
+        if points:
+            by_epoch.plot(*zip(*points), marker="o", label=f"{classes}-class (n={len(full)})")
+        best = where(done, classes=classes, paper_config=1)
+        points = [(100 * f, np.nanmean(acc)) for f in FRACTIONS
+                  if (acc := [t.at_epoch(1, "test/mean/acc") for t in where(best, train_fraction=f)])
+                  and not np.all(np.isnan(acc))]
+        if points:
+            by_fraction.plot(*zip(*points), marker="o", label=f"{classes}-class")
+    for ax, title, xlabel in ((by_epoch, "Fig. 5: ACC after each epoch", "epoch"),
+                              (by_fraction, "Fig. 6: ACC after 1 epoch", "training set used (%)")):
+        ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8, label="chance")
+        ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
+        ax.set(title=title, xlabel=xlabel, ylabel="test ACC (%), mean over test sets")
+        ax.legend(fontsize=8)
+    fig.suptitle(f"{SYNTHETIC if synthetic else ''}RINE §5.4-5.5: training duration and data size", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "fig5_fig6_training.png"), dpi=110)
+    plt.close(fig)
+
+
 SWEEP = Sweep(
     name="rine_training",
     method=RINE,
     plan=(Grid({"classes": SETTINGS, "paper_config": PAPER_CONFIGS}, fixed={"train_fraction": 1.0, "epochs": 15}),
           Grid({"classes": SETTINGS, "train_fraction": FRACTIONS[:-1]}, fixed={"paper_config": 1, "epochs": 1})),
     table=table,
+    figures=curves,
     doc=__doc__,
 )
 

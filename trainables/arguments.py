@@ -60,6 +60,8 @@ def build_parser(sweep: Sweep) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=f"python sweeps/{sweep.name}.py",
         description=f"{sweep.doc}\nPlan (the paper's values):\n{plan}\n\n"
+                    f"Best trial: {sweep.method.selection.describe()}; the sweep ends with its table(s), figures, "
+                    "best_config.json and the command that re-runs it (`aigid results` prints them again).\n\n"
                     "Without --data it runs offline on a generated SYNTHETIC stand-in benchmark with a tiny "
                     "random-init model (a demo of the pipeline, not the paper's numbers). With --data every "
                     f"default is the paper's. `aigid config {sweep.method.name}` lists the fields --set takes.",
