@@ -94,7 +94,10 @@ def render(rows: Sequence[Sequence[str]], *, title: str = "") -> Table:
 
 
 def tables_of(result) -> list[Table]:
-    """A sweep's table function may return one Table or several (and skip empty parts as None)."""
+    """A sweep's table function may return one Table or several (None for an empty part), or plain
+    text, kept as a table of no rows."""
+    if isinstance(result, str):
+        return [Table((), result)]
     return [result] if isinstance(result, Table) else [t for t in result if t]
 
 
