@@ -175,7 +175,7 @@ def grid_heatmap(
         return None
     width = max(6.0, 2.5 + 0.85 * len(cols))
     fig = heatmap(matrix, [label(r) for r in rows], [label(c) for c in cols],
-                  title=_title(title, len(pairs), skipped, synthetic, int(9 * width)), row_name=row_axis,
+                  title=_title(title, len(pairs), skipped, synthetic, int(11 * width)), row_name=row_axis,
                   col_name=col_axis, score_label=score_label, chance=chance)
     return save(fig, path)
 
@@ -252,7 +252,7 @@ def parallel_coordinates(
     for side in ("left", "right", "top"):
         ax.spines[side].set_visible(False)
     ax.set_xlabel("swept fields, then the score")
-    ax.set_title(_title(title, len(pairs), skipped, synthetic, int(9 * width)), fontsize=10)
+    ax.set_title(_title(title, len(pairs), skipped, synthetic, int(11 * width)), fontsize=10)
     fig.colorbar(ScalarMappable(norm=norm, cmap=cmap), ax=ax, label=score_label, pad=0.02)
     fig.tight_layout()
     return save(fig, path)
@@ -323,7 +323,7 @@ def param_importance(
     ax.set_xlim(0, min(1.0, max(values)) * 1.15 or 1.0)
     ax.set_xlabel("fANOVA importance (share of score variance)")
     ax.set_ylabel("swept field")
-    ax.set_title(_title(title, len(pairs), skipped, synthetic, 60), fontsize=10)
+    ax.set_title(_title(title, len(pairs), skipped, synthetic, 75), fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 
@@ -383,7 +383,7 @@ def curve(
     ax.set_ylabel(score_label)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
-    ax.set_title(_title(title, len(pairs), skipped, synthetic, int(9 * width)), fontsize=10)
+    ax.set_title(_title(title, len(pairs), skipped, synthetic, int(11 * width)), fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 

@@ -50,6 +50,12 @@ def outcome(trials: list[Trial], best: tuple[list[Trial], float] | None, selecti
         here, score = best
         seeds = f" (mean of {len(here)} seeds)" if len(here) > 1 else ""
         lines.append(f"best by {selection.describe(here[0].config)}: {here[0].point} = {score:.4f}{seeds}")
+        scores = {round(t.score, 6) for t in trials if t.finished}
+        if len(scores) == 1 and sum(t.finished for t in trials) > 1:
+            chance = selection.chance(here[0].config)
+            lines.append(f"every trial scored {score:.4f}{' (chance)' if abs(score - chance) < 1e-6 else ''}: "
+                         "too little training to tell the settings apart (--smoke, or a demo on the synthetic "
+                         "stand-in); the first trial is named best")
     nodes = sorted({t.node for t in trials if t.node})
     lines.append(f"trials ran on {len(nodes)} node(s): {', '.join(nodes)}")
     return "\n".join(lines)
