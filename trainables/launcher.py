@@ -132,6 +132,9 @@ def quiet_libraries() -> None:
     for name, level in (
         ("ray.tune.logger.tensorboardx", logging.WARNING),  # tuple params cannot go to TensorBoard
         ("ray.tune", logging.WARNING),  # "Wrote the latest version of all result files ..." after every sweep
+        # "Failed to fetch metrics" for a trial that never reported (killed before its first epoch, then
+        # resumed): the summary lists it with its config either way.
+        ("ray.tune.analysis.experiment_analysis", logging.ERROR),
         # A local Ray turns token authentication on by default and says so at every start.
         ("ray._private.authentication.authentication_token_setup", logging.ERROR),
         ("mlflow.store.db.utils", logging.WARNING),  # "Creating initial MLflow database tables..."
