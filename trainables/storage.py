@@ -26,6 +26,16 @@ def filesystem_type(path: str) -> str:
     return kind
 
 
+def node_local(path: str, declared_shared: bool) -> tuple[str, int] | None:
+    """(filesystem type, alive nodes) when `path` cannot be shared by this cluster's nodes: more
+    than one node, a filesystem that is not a network one, and not declared shared; else None."""
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    kind = filesystem_type(path) if os.path.exists("/proc/mounts") else "unknown"
+    if len(nodes) > 1 and not declared_shared and not kind.startswith(SHARED_FILESYSTEMS):
+        return kind, len(nodes)
+    return None
+
+
 def check_shared_storage(storage: str, declared_shared: bool) -> str:
     """The storage location to give Tune; refuse a node-local path on a multi-node cluster.
 
@@ -36,11 +46,10 @@ def check_shared_storage(storage: str, declared_shared: bool) -> str:
     if "://" in storage:
         return storage
     path = os.path.abspath(storage)
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    kind = filesystem_type(path) if os.path.exists("/proc/mounts") else "unknown"
-    if len(nodes) > 1 and not declared_shared and not kind.startswith(SHARED_FILESYSTEMS):
+    unshared = node_local(path, declared_shared)
+    if unshared:
         raise StorageError(
-            f"--storage {path} is on a node-local filesystem ({kind}) but this Ray cluster has {len(nodes)} nodes: "
+            f"--storage {path} is on a node-local filesystem ({unshared[0]}) but this Ray cluster has {unshared[1]} nodes: "
             "a trial retried on another node could not read its checkpoints. Pass a shared location: "
             "an object store URI (--storage s3://bucket/aigid or gs://...), or a network filesystem mounted at "
             "the same path on every node (NFS, EFS, Filestore); if this path is such a mount, add --shared-storage."
@@ -52,11 +61,10 @@ def check_shared_cache(cache_dir: str, declared_shared: bool) -> str:
     """The feature store's folder; refuse a node-local one on a multi-node cluster, where trials on
     other nodes memory-map the entries the pass wrote (a path every node mounts, not a URI)."""
     path = os.path.abspath(cache_dir)
-    nodes = [n for n in ray.nodes() if n.get("Alive")]
-    kind = filesystem_type(path) if os.path.exists("/proc/mounts") else "unknown"
-    if len(nodes) > 1 and not declared_shared and not kind.startswith(SHARED_FILESYSTEMS):
+    unshared = node_local(path, declared_shared)
+    if unshared:
         raise StorageError(
-            f"--cache-dir {path} is on a node-local filesystem ({kind}) but this Ray cluster has {len(nodes)} nodes: "
+            f"--cache-dir {path} is on a node-local filesystem ({unshared[0]}) but this Ray cluster has {unshared[1]} nodes: "
             "trials on other nodes could not read the frozen features. Pass a network filesystem mounted at the "
             "same path on every node (NFS, EFS, Filestore); if this path is such a mount, add --shared-storage.")
     return path
