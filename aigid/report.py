@@ -101,11 +101,6 @@ def tables_of(result) -> list[Table]:
     return [result] if isinstance(result, Table) else [t for t in result if t]
 
 
-def failures(trials: Sequence[Trial]) -> str:
-    """One line per failed trial with its reason, or '' when every trial finished."""
-    return "\n".join(f"FAILED {t.name}: {t.error}" for t in trials if not t.finished)
-
-
 def final(trials: Sequence[Trial], key: str) -> str:
     """`key` (%) after the last epoch, mean (±std) over the trials given (seeds); 'failed' / '—' if none."""
     values = [t.last(key) for t in finished(trials) if key in t.history[-1]]

@@ -10,7 +10,7 @@ from pathlib import Path
 from mlflow.entities import Metric, RunTag
 
 from aigid.figures import sweep_figures
-from aigid.report import Table, failures, tables_of
+from aigid.report import Table, tables_of
 from aigid.selection import SCORE, Selection
 from aigid.trials import FAILED, FINISHED, Trial, best_point, point_name
 from trainables.trainable import decode
@@ -133,7 +133,7 @@ def report(sweep, trials: list[Trial], client, parent: str, meta: dict, *, folde
     metrics, tags = headline(trials, best, list(meta["axes"]))
     client.log_batch(parent, metrics=metrics, tags=tags)
     tables = tables_of(sweep.table(trials))
-    text = "\n\n".join(part for part in (*map(str, tables), outcome(trials, best, selection), failures(trials)) if part)
+    text = "\n\n".join(part for part in (*map(str, tables), outcome(trials, best, selection)) if part)
     meta = {"sweep": sweep.name, "method": sweep.method.name, **meta,
             "ranked_by": selection.describe(trials[0].config if trials else None)}
     config_path = write_report(folder, meta, tables, text, trials, best)
