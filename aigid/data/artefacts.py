@@ -91,6 +91,11 @@ def _block_mean(img: np.ndarray, k: int) -> np.ndarray:
     return img[: h - h % k, : w - w % k].reshape(h // k, k, w // k, k, c).mean(axis=(1, 3))
 
 
+def _grain(rng, h, w, low, high):
+    """White noise of a std drawn from [low, high]: residue a real camera pipeline would not leave."""
+    return rng.uniform(low, high) * rng.standard_normal((h, w, 3), dtype=np.float32)
+
+
 def jpeg_roundtrip(img: np.ndarray, quality: int) -> np.ndarray:
     buf = io.BytesIO()
     Image.fromarray(to_uint8(img)).save(buf, format="JPEG", quality=int(quality))
@@ -107,9 +112,9 @@ def _nearest(rng, h, w):  # ADM-like: pixel-repeating up-sampling
 
 
 def _checkerboard(rng, h, w):  # GAN transposed convolutions: uneven kernel overlap per output phase
-    up = _blur(_nearest_up(natural_image(rng, h // 2, w // 2), 2, h, w), 0.4)
-    phase_gain = 1.0 + rng.uniform(0.06, 0.1) * np.array([[1.0, -0.6], [-0.6, 0.2]])
-    return up * np.tile(phase_gain, (h // 2 + 1, w // 2 + 1))[:h, :w, None]
+    img = _blur(natural_image(rng, h, w), 0.5)
+    phase_gain = 1.0 + rng.uniform(0.12, 0.18) * np.array([[1.0, -0.6], [-0.6, 0.2]])
+    return img * np.tile(phase_gain, (h // 2 + 1, w // 2 + 1))[:h, :w, None]
 
 
 def _spectral_peaks(rng, h, w):  # periodic up-sampler residue: peaks at fixed frequencies
@@ -117,7 +122,7 @@ def _spectral_peaks(rng, h, w):  # periodic up-sampler residue: peaks at fixed f
     pattern = sum(
         amp * np.cos(2 * np.pi * yy / period + rng.uniform(0, 2 * np.pi))
         * np.cos(2 * np.pi * xx / period + rng.uniform(0, 2 * np.pi))
-        for period, amp in ((4, 0.035), (8, 0.025))
+        for period, amp in ((4, 0.06), (8, 0.04))
     )
     return natural_image(rng, h, w) + pattern[:, :, None]
 
@@ -126,13 +131,17 @@ def _smooth(rng, h, w):  # over-smoothed, detail-free renders
     return _blur(natural_image(rng, h, w), rng.uniform(1.2, 2.0))
 
 
+def _residual_noise(rng, h, w):  # denoising stopped early: pixel noise 2-8x a camera's (natural_image)
+    return natural_image(rng, h, w) + _grain(rng, h, w, 0.03, 0.04)
+
+
 def _bilinear(rng, h, w):  # latent-diffusion decoders: smooth interpolation from half resolution
     return _bilinear_up(natural_image(rng, h // 2, w // 2), h, w)
 
 
 def _bilinear_sharpened(rng, h, w):  # the same decoder with a sharpening step on top
     up = _bilinear(rng, h, w)
-    return up + rng.uniform(0.4, 0.7) * (up - _blur(up, 1.0))
+    return up + rng.uniform(1.5, 2.0) * (up - _blur(up, 1.0))
 
 
 def _vector_quantised(rng, h, w):  # VQ latents: 4x4 blocks snapped to a small codebook
@@ -141,7 +150,7 @@ def _vector_quantised(rng, h, w):  # VQ latents: 4x4 blocks snapped to a small c
     codebook = latents[rng.choice(len(latents), size=min(48, len(latents)), replace=False)]
     nearest = ((latents[:, None, :] - codebook[None]) ** 2).sum(axis=2).argmin(axis=1)
     quantised = codebook[nearest].reshape(h // 4, w // 4, 3)
-    return 0.6 * _nearest_up(quantised, 4, h, w) + 0.4 * img
+    return 0.4 * _nearest_up(quantised, 4, h, w) + 0.6 * img + _grain(rng, h, w, 0.015, 0.025)
 
 
 def _jpeg_grid(rng, h, w):  # heavy 8x8 DCT quantisation left in the output
@@ -153,6 +162,7 @@ _FAKES = {
     "checkerboard": _checkerboard,
     "spectral_peaks": _spectral_peaks,
     "smooth": _smooth,
+    "residual_noise": _residual_noise,
     "bilinear": _bilinear,
     "bilinear_sharpened": _bilinear_sharpened,
     "vector_quantised": _vector_quantised,

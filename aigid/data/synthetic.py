@@ -23,7 +23,7 @@ from aigid.data.artefacts import fake_image, natural_image, to_uint8
 from aigid.data.index import DataError
 from aigid.data.layouts import SYNTHETIC_MARKER
 
-GENERATOR_VERSION = 2  # bump when images change, so ensure_synthetic regenerates old copies
+GENERATOR_VERSION = 3  # bump when images change, so ensure_synthetic regenerates old copies
 SIZES = (128, 192, 256, 320)  # some below the usual 224 crop, to exercise tiling
 BIGGAN_SIZE = 128  # GenImage's BigGAN fakes are 128 px
 
@@ -32,7 +32,7 @@ GENIMAGE = {
     "adm": ("imagenet_ai_0508_adm", "nearest"),
     "biggan": ("imagenet_ai_0419_biggan", "checkerboard"),
     "glide": ("imagenet_glide", "spectral_peaks"),
-    "midjourney": ("imagenet_midjourney", "smooth"),
+    "midjourney": ("imagenet_midjourney", "residual_noise"),
     "sdv14": ("imagenet_ai_0419_sdv4", "bilinear"),
     "sdv15": ("imagenet_ai_0424_sdv5", "bilinear_sharpened"),
     "vqdm": ("imagenet_ai_0419_vqdm", "vector_quantised"),
@@ -42,7 +42,7 @@ UFD_CLASSES = ("car", "cat", "chair", "horse")
 UFD_TEST = {"progan": "checkerboard", "stylegan": "nearest", "crn": "smooth", "deepfake": "jpeg_grid"}
 DF_TRAIN = {"lsun_bedroom": {"adm": "nearest"}}
 DF_TEST = {
-    "lsun_bedroom": {"adm": "nearest", "iddpm": "spectral_peaks", "midjourney": "smooth",
+    "lsun_bedroom": {"adm": "nearest", "iddpm": "spectral_peaks", "midjourney": "residual_noise",
                      "sdv1": "bilinear", "vqdiffusion": "vector_quantised"},
     "imagenet": {"adm": "nearest", "sdv1": "bilinear"},
 }
