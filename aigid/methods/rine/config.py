@@ -98,13 +98,12 @@ class RINEConfig(FlatConfig):
 # at batch 128 one epoch would be two steps, so the demo uses smaller batches and a few epochs.
 # A pipeline demo only: the head stays at chance (ACC 0.50, AP varies) on the stand-in, whatever the
 # preset. Measured on the cached tokens of `aigid train rine`: a logistic regression on them reaches
-# 0.71 ACC on progan (0.99 trained on centre crops), but the tiny random-init ViT's CLS tokens differ little
-# between images (per-dimension std 0.36 of the mean) and the head's seven default-initialised layers
-# pass almost none of that on (logit std 4e-4 across images at init). With dropout 0-0.5, lr 1e-4-1e-2,
-# 36-600 steps, d' 8-1024 and blur/JPEG on or off its logit stayed the same for every image, bar one
-# head (d' 1024, no dropout, no blur/JPEG, 200 steps: 0.92) that five other grid points with the
-# same preset did not repeat. It learns in 36 steps
-# once a class moves the tokens by ~1 std per dimension, which real CLIP tokens do and no stand-in
-# artefact tried here did.
+# 0.71 ACC on progan (0.99 trained on centre crops), but the tiny random-init ViT's CLS tokens differ
+# little between images (per-dimension std 0.36 of the mean) and the head's seven default-initialised
+# layers pass almost none of that on (logit std 4e-4 across images at init). With dropout 0-0.5,
+# lr 1e-4-1e-2, 36-600 steps, d' 8-1024 and blur/JPEG on or off its logit stayed the same for every
+# image, bar one head (d' 1024, no dropout, no blur/JPEG, 200 steps: 0.92) that five other grid points
+# with the same preset did not repeat. It learns in 36 steps once a class moves the tokens by ~1 std
+# per dimension, which real CLIP tokens do and no stand-in artefact tried here did.
 OFFLINE_OVERRIDES = {"backbone": "aigid-tiny-vit", "pretrained": None, "batch_size": 16, "epochs": 3}
 SMOKE_OVERRIDES = {"epochs": 1}
