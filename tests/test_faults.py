@@ -11,11 +11,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 from mlflow import MlflowClient
+from ray import tune
+from ray.train._internal.session import _TrainingResult
+from ray.train._internal.storage import StorageContext
+from ray.tune.experiment import Trial as TuneTrial
 
 from aigid.methods import LOL
 from aigid.methods.lol import LoLTrainer
 from aigid.trials import Trial
 from trainables.launcher import main
+from trainables.recovery import repair
 from trainables.sweep import Sweep, grid
 
 REPO = Path(__file__).parent.parent
@@ -138,3 +143,38 @@ def test_a_killed_driver_resumes_without_rerunning_finished_trials(small_genimag
     for trial in map(Trial.from_dict, report):
         assert trial.score == pytest.approx(np.mean(trial.last_epochs("test/mean/acc")))
         assert len(trial.history) == 2
+
+
+def tune_trial_with_checkpoints(tmp_path, progress_of: dict[int, int | None]) -> TuneTrial:
+    """A Tune trial whose folder holds `checkpoint_<i>` for each key (with a progress file at that
+    count of results, or none: an upload cut short), and whose recorded checkpoint, the first, is gone."""
+    tune.register_trainable("train_repair", lambda config: None)
+    storage = StorageContext(storage_path=str(tmp_path), experiment_dir_name="sweep", trial_dir_name="lol_r_00000")
+    trial = TuneTrial("train_repair", config={}, storage=storage, trial_id="r_00000")
+    recorded = Path(trial.path, "checkpoint_000000")
+    recorded.mkdir(parents=True)
+    for index, iteration in progress_of.items():
+        folder = Path(trial.path, f"checkpoint_{index:06d}")
+        folder.mkdir()
+        if iteration is not None:
+            epochs = [{"epoch": e, "epoch_end": True, "training_iteration": e} for e in range(1, iteration + 1)]
+            (folder / "progress.json").write_text(json.dumps({"training_iteration": iteration, "epochs": epochs}))
+    trial.run_metadata.checkpoint_manager.register_checkpoint(
+        _TrainingResult(tune.Checkpoint(str(recorded)), {"training_iteration": 1}))
+    trial.storage.current_checkpoint_index = 0
+    recorded.rmdir()  # Tune deleted it on registering the next one; the killed driver never recorded that
+    return trial
+
+
+def test_a_trial_whose_recorded_checkpoint_is_gone_restores_from_its_newest_complete_one(tmp_path):
+    trial = tune_trial_with_checkpoints(tmp_path, {1: 2, 2: None})
+    repair(trial)
+    assert trial.checkpoint.path.endswith("checkpoint_000001")  # checkpoint_000002 lacks its progress file
+    assert trial.latest_checkpoint_result.metrics["training_iteration"] == 2  # Tune counts on from there
+    assert trial.storage.current_checkpoint_index == 1  # the next checkpoint is written after it, not over it
+
+
+def test_a_trial_with_no_checkpoint_left_starts_again(tmp_path):
+    trial = tune_trial_with_checkpoints(tmp_path, {1: None})
+    repair(trial)
+    assert trial.checkpoint is None

@@ -15,6 +15,7 @@ from trainables.arguments import DEFAULT_STORAGE, Settings
 from trainables.launcher import Launch
 from trainables.prepare import prepare
 from trainables.progress import Progress
+from trainables.recovery import CheckpointRepair
 from trainables.resources import check_fits
 from trainables.search import Search, search_for
 from trainables.storage import check_shared_cache, check_shared_storage, resolve_run
@@ -114,8 +115,9 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
         progress = Progress(search.total, sum(epochs) if settings.search == "grid" else search.total * epochs[0],
                             method, verbose=settings.verbose)
         tuner = build_tuner(sweep, settings, launch, search, shared, storage=storage, run_name=run_name,
-                            resuming=resuming, callbacks=[logger, progress])
+                            resuming=resuming, callbacks=[CheckpointRepair(), logger, progress])
         result_grid = tuner.fit()
+        logger.reconcile(result_grid._experiment_analysis.trials)
         trials = collect(result_grid, method, list(launch.axes))
         report(sweep, trials, client, parent, {"run": run_name, "axes": launch.axes, "synthetic": index.synthetic,
                                                "data_root": None if index.synthetic else index.root},

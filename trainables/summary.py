@@ -13,6 +13,7 @@ from aigid.figures import sweep_figures
 from aigid.report import Table, tables_of
 from aigid.selection import SCORE, Selection
 from aigid.trials import FAILED, FINISHED, Trial, best_point, point_name
+from trainables.recovery import reported
 from trainables.trainable import decode
 
 HEADLINE = ("test/mean/acc", "test/mean/ap")  # what every method's tables report, logged for the best point
@@ -24,11 +25,10 @@ def collect(result_grid, method, axes) -> list[Trial]:
     # A trial that died before its first report has no result config: take it from Tune's trial.
     tune_trials = result_grid._experiment_analysis.trials  # ResultGrid keeps results in this order
     for result, tune_trial in zip(result_grid, tune_trials):
-        history = result.metrics_dataframe
-        epochs = []
-        if history is not None and "epoch_end" in history:
-            epochs = history[history["epoch_end"] == True].to_dict("records")  # noqa: E712 (pandas mask)
+        epochs = [row for row in reported(tune_trial) if row.get("epoch_end")]
         final = result.metrics or {}
+        if epochs and epochs[-1]["epoch"] > final.get("epoch", 0):  # its last epochs came from the checkpoint
+            final = {**final, **epochs[-1]}
         config = method.config_cls.from_flat(decode(result.config or tune_trial.config)).to_flat()
         trials.append(Trial(
             name=point_name(config, axes), config=config, status=FAILED if result.error else FINISHED,

@@ -20,11 +20,14 @@ from mlflow.entities import Metric, Param, RunTag
 from ray import tune
 
 from aigid.errors import UserError
+from trainables.recovery import reported
+from trainables.trainable import ITERATION  # Tune's count of a trial's results: the MLflow step
 
 DEFAULT_DB = "mlflow.db"
 # MLflow retries an unreachable server for minutes; the pre-flight probe must fail at once.
 PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
+SEARCH_MAX_RESULTS = 50000  # MLflow's limit on one search_runs page
 
 
 def tracking_uri(explicit: str | None) -> str:
@@ -94,7 +97,7 @@ def as_params(flat: dict) -> list[Param]:
 def as_metrics(result: dict, step: int) -> list[Metric]:
     """The numeric entries of a Tune result (bools and Tune's bookkeeping fields excluded)."""
     now = int(time.time() * 1000)
-    skip = {"training_iteration", "timestamp", "pid", "time_this_iter_s", "time_total_s", "time_since_restore",
+    skip = {"timestamp", "pid", "time_this_iter_s", "time_total_s", "time_since_restore",
             "iterations_since_restore", "epoch_end", "done"}
     return [
         Metric(key, float(value), now, step)
@@ -193,11 +196,11 @@ class SweepLogger(tune.Callback):
 
     def _log_result(self, trial_id: str, name: str, config: dict, result: dict) -> None:
         run_id = self._run_id(trial_id, name, config)
-        step = int(result.get("training_iteration", 0))
+        step = int(result.get(ITERATION, 0))
         if step <= self.last_step.get(run_id, 0):
             return  # an epoch redone after a restore from an older checkpoint: its step is already logged
         self.last_step[run_id] = step
-        tags = [RunTag(key, str(result.get(key, ""))) for key in ("node_ip", "node_id", "hostname")]
+        tags = [RunTag(key, str(result[key])) for key in ("node_ip", "node_id", "hostname") if key in result]
         self.client.log_batch(run_id, metrics=as_metrics(result, step), tags=tags)
 
     def _end(self, trial_id: str, name: str, config: dict, status: str, error: str | None) -> None:
@@ -224,3 +227,24 @@ class SweepLogger(tune.Callback):
 
     def on_experiment_end(self, trials, **info):
         self.close()
+
+    def reconcile(self, trials) -> None:
+        """After the sweep, give each child run the results and the end it lacks (recovery.reported:
+        final once Tune has returned). A driver killed with writes still queued leaves runs short,
+        and a resumed Tune calls no callback for a trial that had already ended."""
+        self.close()
+        if self.client is None:
+            self.client = MlflowClient(tracking_uri=self.uri)
+        children = self.client.search_runs(
+            [self.experiment], filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'",
+            max_results=SEARCH_MAX_RESULTS,
+        )
+        runs = {run.data.tags.get("trial_id"): run for run in children}
+        for trial in trials:
+            run, results = runs.get(trial.trial_id), reported(trial)
+            if results and results[-1][ITERATION] > (run.data.metrics.get(ITERATION, 0) if run else 0):
+                for result in results:  # steps already logged are skipped
+                    self._log_result(*self._which(trial), result)
+            if (run is None or run.info.status == "RUNNING") and trial.status in ("TERMINATED", "ERROR"):
+                failed = trial.status == "ERROR"
+                self._end(*self._which(trial), "FAILED" if failed else "FINISHED", error_line(trial) if failed else None)

@@ -22,7 +22,11 @@ from aigid.methods.spec import MethodSpec, Trainer
 from aigid.selection import SCORE, Selection
 
 CHECKPOINT_FILE = "trainer.pt"
-HISTORY_FILE = "epochs.json"  # the epoch-end metrics so far: the score of a resumed trial needs them
+# What a trial has reported so far, beside its weights: Tune's count of results (`training_iteration`)
+# and the epoch-end results, each with its count. A resumed trial's score needs the epochs, and the
+# checkpoint is the one record of them that a killed driver cannot leave behind (trainables/recovery.py).
+PROGRESS_FILE = "progress.json"
+ITERATION = "training_iteration"
 # An epoch-end checkpoint costs a save, an upload to storage and Tune bookkeeping (~30 ms here): for
 # trials of sub-second epochs (a RINE head on cached features) that was a third of the sweep. A
 # trial checkpoints at an epoch end once this long has passed since its last one, and always at
@@ -73,29 +77,41 @@ def drive(trainer: Trainer, config, selection: Selection) -> None:
     Checkpoints are written at epoch ends only (see CHECKPOINT_EVERY_S), so a retried or
     resumed trial continues from a finished epoch.
     """
-    flat, epochs = config.to_flat(), []
+    flat, progress = config.to_flat(), {ITERATION: 0, "epochs": []}
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.load_state_dict(torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=False))
-            with open(os.path.join(directory, HISTORY_FILE)) as f:
-                epochs = json.load(f)
+            with open(os.path.join(directory, PROGRESS_FILE)) as f:
+                progress = json.load(f)
+    epochs = progress["epochs"]
     node = ray.get_runtime_context().get_node_id()  # several nodes may share an IP (one host, containers)
     last_checkpoint = time.monotonic()
     for result in trainer.run():
+        progress[ITERATION] += 1  # Tune counts each report, from the restored checkpoint's count
         result = {**result, "node_id": node, SCORE: selection.score([*epochs, result], flat)}
         if result.get("epoch_end"):
-            epochs.append({k: v for k, v in result.items() if isinstance(v, (int, float))})
+            epochs.append({**{k: v for k, v in result.items() if isinstance(v, (int, float))},
+                           ITERATION: progress[ITERATION]})
         due = result.get("epoch") >= config.epochs or time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
         if not (result.get("epoch_end") and due):
             tune.report(result)
             continue
         with tempfile.TemporaryDirectory() as directory:
             torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
-            with open(os.path.join(directory, HISTORY_FILE), "w") as f:
-                json.dump(epochs, f)
+            with open(os.path.join(directory, PROGRESS_FILE), "w") as f:
+                json.dump(progress, f)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
         last_checkpoint = time.monotonic()
+
+
+def checkpoint_progress(checkpoint) -> dict | None:
+    """The progress a checkpoint holds (`PROGRESS_FILE`), read alone: the weights beside it may be GBs."""
+    try:
+        with checkpoint.filesystem.open_input_stream(f"{checkpoint.path}/{PROGRESS_FILE}") as f:
+            return json.loads(f.read().decode())
+    except FileNotFoundError:
+        return None
 
 
 def trainable_for(method: MethodSpec):
