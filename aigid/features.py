@@ -43,7 +43,7 @@ from aigid.data.files import content_key
 from aigid.data.index import DataError
 from aigid.errors import StorageError
 
-CACHE_VERSION = 2
+CACHE_VERSION = 3  # 3: training views drawn per path relative to `root`
 STORED_DTYPE = np.float16
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # autocast dtype of the frozen pass
 META_FILE, OK_FILE = "meta.json", "ok.npy"
@@ -97,6 +97,7 @@ class FeatureRequest:
     seed: int = 0
     label: str = field(default="", compare=False)  # for progress lines only
     precision: str = "float32"  # "bfloat16": the pass runs under autocast (CUDA's default, see SharedFeatures)
+    root: str = ""  # the dataset's root: views are drawn per path below it, the same wherever the data lies
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -110,7 +111,8 @@ class FeatureRequest:
             object.__setattr__(self, "pretrained", None)
 
     def image_rng(self, path: str) -> np.random.Generator:
-        return np.random.default_rng([self.seed, self.view, zlib.crc32(path.encode())])
+        name = os.path.relpath(path, self.root) if self.root else path
+        return np.random.default_rng([self.seed, self.view, zlib.crc32(name.encode())])
 
     def view_of(self, image, path: str) -> torch.Tensor:
         """The image as this view set sees it (its augmentation drawn from `image_rng(path)`)."""

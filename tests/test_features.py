@@ -138,6 +138,18 @@ def test_training_views_are_seeded_per_image_and_differ_between_views(paths):
     assert not np.array_equal(ta.features["block_cls_ln2"], tc.features["block_cls_ln2"])
 
 
+def test_training_views_are_the_same_wherever_the_dataset_lies(paths, tmp_path):
+    """Views are drawn per path below the dataset root, so a copied dataset gives the same features."""
+    root = os.path.commonpath(paths)
+    copy = tmp_path / "elsewhere"
+    shutil.copytree(root, copy)
+    moved = tuple(str(copy / os.path.relpath(p, root)) for p in paths)
+    aug = CNNDetectionAugment(224)
+    (here, there), _ = extract([request(paths, transform=aug, root=root), request(moved, transform=aug, root=str(copy))],
+                               None, log=None)
+    assert np.array_equal(here.features["block_cls_ln2"], there.features["block_cls_ln2"])
+
+
 def test_unknown_outputs_and_paths_are_clear_errors(paths):
     with pytest.raises(ValueError, match="unknown backbone output"):
         request(paths, outputs=("patch_soup",))

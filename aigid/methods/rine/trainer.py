@@ -75,7 +75,7 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
         for seed, view in sorted({(c.seed, v) for c in group for v in range(c.epochs)}):
             name = ("train", backbone, pretrained, crop, blur_prob, jpeg_prob, seed, view)  # = train_view_name
             requests[name] = FeatureRequest(backbone, pretrained, outputs, tuple(train), augment, view, seed,
-                                            label=f"{backbone} train view {view} seed {seed}")
+                                            label=f"{backbone} train view {view} seed {seed}", root=str(index.root))
         requests[eval_view_name(group[0])] = FeatureRequest(
             backbone, pretrained, outputs, tuple(val + tests), FixedView(test_transform(crop)),
             label=f"{backbone} val+test centre crop")
