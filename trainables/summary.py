@@ -86,7 +86,7 @@ def rerun_command(method: str, config_path: str, data_root: str | None) -> str:
 
 
 def write_report(folder: str, meta: dict, tables: list[Table], text: str, trials: list[Trial],
-                 best: tuple[list[Trial], float] | None) -> str | None:
+                 best: tuple[list[Trial], float] | None, mode: str) -> str | None:
     """The sweep's report files in `folder` (what `aigid results` reads back); returns the best
     config's path (None if no trial scored)."""
     os.makedirs(folder, exist_ok=True)
@@ -105,7 +105,7 @@ def write_report(folder: str, meta: dict, tables: list[Table], text: str, trials
         json.dump([t.to_dict() for t in trials], f, indent=1, default=str)
     if best is None:
         return None
-    top = max(best[0], key=lambda t: t.score)  # of the best point's seeds, the one that scored highest
+    top = (max if mode == "max" else min)(best[0], key=lambda t: t.score)  # of the best point's seeds, the best
     path = os.path.join(folder, "best_config.json")
     with open(path, "w") as f:
         json.dump(top.config, f, indent=1, default=list)
@@ -136,7 +136,7 @@ def report(sweep, trials: list[Trial], client, parent: str, meta: dict, *, folde
     text = "\n\n".join(part for part in (*map(str, tables), outcome(trials, best, selection)) if part)
     meta = {"sweep": sweep.name, "method": sweep.method.name, **meta,
             "ranked_by": selection.describe(trials[0].config if trials else None)}
-    config_path = write_report(folder, meta, tables, text, trials, best)
+    config_path = write_report(folder, meta, tables, text, trials, best, selection.mode)
     print("\n" + text + "\n", flush=True)
     figures = draw_figures(sweep, trials, meta["axes"], folder, synthetic=meta["synthetic"])
     client.log_artifacts(parent, folder)
