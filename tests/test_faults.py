@@ -2,6 +2,7 @@
 import dataclasses
 import json
 import os
+import pickle
 import signal
 import subprocess
 import sys
@@ -20,7 +21,8 @@ from aigid.methods import LOL
 from aigid.methods.lol import LoLTrainer
 from aigid.trials import Trial
 from trainables.launcher import main
-from trainables.recovery import repair
+from aigid.errors import StorageError
+from trainables.recovery import repair, repair_state_files
 from trainables.sweep import Sweep, grid
 
 REPO = Path(__file__).parent.parent
@@ -178,3 +180,19 @@ def test_a_trial_with_no_checkpoint_left_starts_again(tmp_path):
     trial = tune_trial_with_checkpoints(tmp_path, {1: None})
     repair(trial)
     assert trial.checkpoint is None
+
+
+def test_a_state_file_cut_short_by_the_kill_is_restored_from_the_drivers_intact_copy(tmp_path):
+    run_dir, name = tmp_path / "results" / "interrupted", "experiment_state-2026-11-25_10-00-00.json"
+    run_dir.mkdir(parents=True)
+    (run_dir / name).write_text('{"trial_data": [["{\\"stub')  # the copy into --storage, cut short
+    (run_dir / "basic-variant-state-2026-11-25_10-00-00.json").write_bytes(pickle.dumps({"trials": 15}))  # whole
+    staged = tmp_path / "ray" / "session_1" / "artifacts" / "2026-11-25_10-00-00" / "interrupted" / "driver_artifacts"
+    staged.mkdir(parents=True)
+    (staged / name).write_text('{"trial_data": []}')
+    repair_state_files(str(run_dir), str(tmp_path / "ray"))
+    assert json.loads((run_dir / name).read_text()) == {"trial_data": []}
+    (run_dir / name).write_text("")  # cut short again, and now no intact copy is left
+    (staged / name).write_text("{")
+    with pytest.raises(StorageError, match=f"state file {name} was cut short.*new --name"):
+        repair_state_files(str(run_dir), str(tmp_path / "ray"))

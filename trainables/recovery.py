@@ -1,4 +1,8 @@
-"""A resumed sweep restores each trial from a checkpoint that exists.
+"""A resumed sweep finds its state whole and restores each trial from a checkpoint that exists.
+
+Tune writes its experiment state on the driver and copies it into --storage in place; a driver
+killed during that copy leaves a state file cut short, and the resume fails. `repair_state_files`
+puts back the intact copy the killed driver left on this machine (Ray's session folder).
 
 Tune deletes a trial's older checkpoint as soon as it registers a newer one (`num_to_keep`), and
 writes the experiment state that names the newer one a moment later. A driver killed in between
@@ -9,16 +13,57 @@ results that the checkpoint itself records (trainables/trainable.py, PROGRESS_FI
 """
 from __future__ import annotations
 
+import glob
 import json
+import os
+import pickle
+import shutil
 
 import pyarrow.fs
 from ray import tune
 from ray.train._internal.session import _TrainingResult
 from ray.tune.result import EXPR_RESULT_FILE
 
+from aigid.errors import StorageError
 from trainables.trainable import ITERATION, checkpoint_progress
 
+PICKLE_START = b"\x80"  # the PROTO opcode every pickle since protocol 2 begins with
 CHECKPOINT_PREFIX = "checkpoint_"  # Tune's trial-folder names: checkpoint_000000, checkpoint_000001, ...
+
+
+def intact(path: str) -> bool:
+    """Whether a Tune state file reads back whole: JSON (the trials), or a pickle under a .json name
+    (the search algorithm's state)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+        pickle.loads(data) if data[:1] == PICKLE_START else json.loads(data)
+    except Exception:  # a file cut short fails in its decoder, whatever the format's own error type
+        return False
+    return True
+
+
+def repair_state_files(run_dir: str, ray_temp_dir: str) -> None:
+    """Replace each of the run's top-level state files (the trials', the search's) that does not read
+    back with the newest intact copy in a Ray session's staging folder of this run; a one-line error
+    when there is none."""
+    if "://" in run_dir:
+        return  # an object store writes each object whole
+    run = os.path.basename(os.path.normpath(run_dir))
+    for path in sorted(glob.glob(os.path.join(run_dir, "*.json"))):
+        if intact(path):
+            continue
+        name = os.path.basename(path)
+        staged = glob.glob(os.path.join(ray_temp_dir, "session_*", "artifacts", "*", run, "driver_artifacts", name))
+        copies = sorted((c for c in staged if intact(c)), key=os.path.getmtime)
+        if not copies:
+            raise StorageError(f"cannot resume {run_dir}: its Tune state file {name} was cut short when the driver "
+                               "was killed and no intact copy is left on this machine; run the sweep again under a "
+                               "new --name (the finished trials stay in MLflow)")
+        shutil.copyfile(copies[-1], f"{path}.repair")
+        os.replace(f"{path}.repair", path)
+        print(f"[aigid] {name} was cut short when the driver was killed; restored the copy it left in "
+              f"{os.path.dirname(copies[-1])}", flush=True)
 
 
 class CheckpointRepair(tune.Callback):
@@ -74,9 +119,15 @@ def reported(trial) -> list[dict]:
     from the trial's checkpoint with the epochs a killed driver wrote there but never synced."""
     try:
         with trial.storage.storage_filesystem.open_input_stream(f"{trial.path}/{EXPR_RESULT_FILE}") as f:
-            rows = [json.loads(line) for line in f.read().decode().splitlines() if line.strip()]
+            lines = f.read().decode().splitlines()
     except FileNotFoundError:
-        rows = []
+        lines = []
+    rows = []
+    for line in lines:
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # the last line of a copy a killed driver cut short
+            pass
     progress = checkpoint_progress(trial.checkpoint) if trial.checkpoint is not None else None
     by_iteration = {row[ITERATION]: row for row in (progress or {}).get("epochs", [])}
     by_iteration.update({row[ITERATION]: {k: v for k, v in row.items() if k != "config"} for row in rows if ITERATION in row})

@@ -15,7 +15,7 @@ from trainables.arguments import DEFAULT_STORAGE, Settings
 from trainables.launcher import Launch
 from trainables.prepare import prepare
 from trainables.progress import Progress
-from trainables.recovery import CheckpointRepair
+from trainables.recovery import CheckpointRepair, repair_state_files
 from trainables.resources import check_fits
 from trainables.search import Search, search_for
 from trainables.storage import check_shared_cache, check_shared_storage, resolve_run
@@ -50,6 +50,8 @@ def build_tuner(sweep: Sweep, settings: Settings, launch: Launch, search: Search
     if resuming:
         print(f"[aigid] resuming {storage}/{run_name}: finished trials are kept, unfinished and failed ones "
               "continue from their last checkpoints", flush=True)
+        node = ray._private.worker._global_node  # None under Ray Client: Ray's default folder then
+        repair_state_files(f"{storage}/{run_name}", node.get_temp_dir_path() if node is not None else "/tmp/ray")
         return tune.Tuner.restore(f"{storage}/{run_name}", trainable, resume_unfinished=True, resume_errored=True)
     axes = list(launch.axes)
     return tune.Tuner(
