@@ -48,9 +48,12 @@ def test_gendet_beats_chance_on_its_training_generator(stand_in, cache, seed):
     assert accuracy(reports, "progan") >= CLEARLY_ABOVE_CHANCE
 
 
-def test_apn_beats_chance_on_its_training_generator(stand_in, cache):  # one seed: an APN trial takes ~40 s
+def test_apn_beats_chance_on_its_training_generator(stand_in, cache):  # one seed: an APN trial takes ~60 s
+    """With eq. 9 whole (L_mi on). Also guards the failure where q_θ was fitted on eval-mode features
+    while L_mi scored train-mode ones: L_mi then ran far below zero and every prediction was constant."""
     reports = run_offline("apn", stand_in["genimage"], cache, test_subsets=("sdv14",))
     assert accuracy(reports, "sdv14") >= CLEARLY_ABOVE_CHANCE
+    assert all("train/mi" in r for r in reports) and min(r["train/mi"] for r in reports) > -2.0  # an upper bound
 
 
 @pytest.fixture(scope="module")
@@ -67,10 +70,10 @@ def lol_run(stand_in, cache):
     return run
 
 
-@pytest.mark.parametrize("seed", [0, 1])
-def test_lol_beats_chance_on_its_training_generator(lol_run, seed):
-    """After its last epoch (the mask-trained tiny ResNet starts to separate around epoch 7 of 10)."""
-    assert accuracy(lol_run("sdv14", seed), "sdv14") >= CLEARLY_ABOVE_CHANCE
+def test_lol_beats_chance_on_its_training_generator(lol_run):  # seed 0: the matrix below reuses the trial
+    """After its last epoch (the mask-trained tiny ResNet starts to separate around epoch 7 of 10; seeds
+    0-3 measured 0.79-0.96)."""
+    assert accuracy(lol_run("sdv14"), "sdv14") >= CLEARLY_ABOVE_CHANCE
 
 
 def test_lol_cross_generator_matrix_peaks_on_its_diagonal(lol_run):
