@@ -15,7 +15,7 @@ from trainables.arguments import DEFAULT_STORAGE, Settings
 from trainables.launcher import Launch
 from trainables.prepare import prepare
 from trainables.progress import Progress
-from trainables.recovery import CheckpointRepair, repair_state_files
+from trainables.recovery import CheckpointRepair, repair_state_files, reported
 from trainables.resources import check_fits
 from trainables.search import Search, search_for
 from trainables.storage import check_shared_cache, check_shared_storage, resolve_run
@@ -119,8 +119,10 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
         tuner = build_tuner(sweep, settings, launch, search, shared, storage=storage, run_name=run_name,
                             resuming=resuming, callbacks=[CheckpointRepair(), logger, progress])
         result_grid = tuner.fit()
-        logger.reconcile(result_grid._experiment_analysis.trials)
-        trials = collect(result_grid, method, list(launch.axes))
+        tune_trials = result_grid._experiment_analysis.trials  # ResultGrid keeps results in this order
+        records = [reported(t) for t in tune_trials]  # read once: MLflow's backfill and the report both use them
+        logger.reconcile(tune_trials, records)
+        trials = collect(result_grid, tune_trials, records, method, list(launch.axes))
         report(sweep, trials, client, parent, {"run": run_name, "axes": launch.axes, "synthetic": index.synthetic,
                                                "data_root": None if index.synthetic else index.root},
                folder=report_folder(storage, run_name))

@@ -13,19 +13,17 @@ from aigid.figures import sweep_figures
 from aigid.report import Table, tables_of
 from aigid.selection import SCORE, Selection
 from aigid.trials import FAILED, FINISHED, Trial, best_point, point_name
-from trainables.recovery import reported
 from trainables.trainable import decode
 
 HEADLINE = ("test/mean/acc", "test/mean/ap")  # what every method's tables report, logged for the best point
 
 
-def collect(result_grid, method, axes) -> list[Trial]:
-    """Each trial: full config, final metrics, epoch-end history, status and node."""
+def collect(result_grid, tune_trials, records: list[list[dict]], method, axes) -> list[Trial]:
+    """Each trial: full config, final metrics, epoch-end history (from `records`, recovery.reported),
+    status and node. A trial that died before its first report has no result config: Tune's trial has it."""
     trials = []
-    # A trial that died before its first report has no result config: take it from Tune's trial.
-    tune_trials = result_grid._experiment_analysis.trials  # ResultGrid keeps results in this order
-    for result, tune_trial in zip(result_grid, tune_trials):
-        epochs = [row for row in reported(tune_trial) if row.get("epoch_end")]
+    for result, tune_trial, record in zip(result_grid, tune_trials, records):
+        epochs = [row for row in record if row.get("epoch_end")]
         final = result.metrics or {}
         if epochs and epochs[-1]["epoch"] > final.get("epoch", 0):  # its last epochs came from the checkpoint
             final = {**final, **epochs[-1]}

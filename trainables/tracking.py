@@ -20,7 +20,6 @@ from mlflow.entities import Metric, Param, RunTag
 from ray import tune
 
 from aigid.errors import UserError
-from trainables.recovery import reported
 from trainables.trainable import ITERATION  # Tune's count of a trial's results: the MLflow step
 
 DEFAULT_DB = "mlflow.db"
@@ -228,9 +227,9 @@ class SweepLogger(tune.Callback):
     def on_experiment_end(self, trials, **info):
         self.close()
 
-    def reconcile(self, trials) -> None:
-        """After the sweep, give each child run the results and the end it lacks (recovery.reported:
-        final once Tune has returned). A driver killed with writes still queued leaves runs short,
+    def reconcile(self, trials, records: list[list[dict]]) -> None:
+        """After the sweep, give each child run the results and the end it lacks (`records`: each
+        trial's recovery.reported, final once Tune has returned). A driver killed with writes still queued leaves runs short,
         and a resumed Tune calls no callback for a trial that had already ended."""
         self.close()
         if self.client is None:
@@ -240,8 +239,8 @@ class SweepLogger(tune.Callback):
             max_results=SEARCH_MAX_RESULTS,
         )
         runs = {run.data.tags.get("trial_id"): run for run in children}
-        for trial in trials:
-            run, results = runs.get(trial.trial_id), reported(trial)
+        for trial, results in zip(trials, records):
+            run = runs.get(trial.trial_id)
             if results and results[-1][ITERATION] > (run.data.metrics.get(ITERATION, 0) if run else 0):
                 for result in results:  # steps already logged are skipped
                     self._log_result(*self._which(trial), result)
