@@ -176,6 +176,17 @@ def require_vit(name: str, why: str) -> None:
         raise BackboneError(f"{why} of a ViT; {name} is a ResNet: use ViT-L-14 or ViT-B-32 (aigid-tiny-vit offline)")
 
 
+def _image_driven_cls(visual: torch.nn.Module) -> None:
+    """Zero a random-init stand-in ViT's class and positional embeddings. Random ones (std width^-0.5)
+    are most of each 64-wide CLS token, which then barely depends on the image, and RINE's head cannot
+    learn from tokens alike for every image; zeroed, the first block's CLS is a mean over the patches
+    (measured in aigid/methods/rine/config.py). Pretrained CLIP tokens need no such help."""
+    if isinstance(visual, VisionTransformer):
+        with torch.no_grad():
+            visual.class_embedding.zero_()
+            visual.positional_embedding.zero_()
+
+
 def create_image_encoder(
     name: str, pretrained: str | None = "openai", *, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, EncoderInfo]:
@@ -192,6 +203,8 @@ def create_image_encoder(
     preprocess = {}
     if _is_random_init(pretrained):
         pretrained = None
+        if model_name in TINY_BACKBONES:
+            _image_driven_cls(visual)
     elif (path := _local_file(name, pretrained)) is not None:
         pretrained = str(path)
         _load_visual_weights(visual, path, model_name)

@@ -43,7 +43,7 @@ from aigid.data.files import content_key
 from aigid.data.index import DataError
 from aigid.errors import StorageError
 
-CACHE_VERSION = 3  # 3: training views drawn per path relative to `root`
+CACHE_VERSION = 4  # 3: training views drawn per path relative to `root`; 4: the tiny stand-in ViT changed
 STORED_DTYPE = np.float16
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # autocast dtype of the frozen pass
 META_FILE, OK_FILE = "meta.json", "ok.npy"

@@ -39,7 +39,7 @@ def test_tables_hold_float16_outputs_equal_to_a_direct_forward(paths, tmp_path):
     assert stats == {"computed": 1, "cached": 0} and table.paths == tuple(sorted(paths)) and table.ok.all()
     assert table.features["block_cls_ln2"].shape == (len(paths), 4, 64)
     assert table.features["embedding"].shape == (len(paths), 32)
-    assert table.features["patch_tokens"].shape == (len(paths), 49, 64)  # 224/32 = 7 × 7 patches, width 64
+    assert table.features["patch_tokens"].shape == (len(paths), 196, 64)  # 224/16 = 14 × 14 patches, width 64
     assert all(a.dtype == np.float16 for a in table.features.values())
     visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
     images = torch.stack([centre_crop(224)(load_rgb(p)) for p in table.paths])
