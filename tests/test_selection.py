@@ -50,3 +50,16 @@ def test_a_table_exports_as_markdown_latex_and_csv():
     latex = table.formatted("latex_booktabs")
     assert "\\toprule" in latex and "60.0 (±1.0)" in latex
     assert table.csv().splitlines()[1] == "\"(0, 0.2)\",60.0 (±1.0)"
+
+
+def test_the_closing_lines_name_trials_that_predict_one_class():
+    from trainables.summary import outcome
+
+    def ended(name, accs):
+        final = {SCORE: accs["progan"], **{f"test/{s}/acc": a for s, a in accs.items()}, "test/mean/acc": 0.5}
+        return Trial(f"{name} s0", {"x": name, "seed": 0}, FINISHED, final=final, history=(final,))
+
+    learned, flat = ended("a", {"progan": 0.9, "crn": 0.1}), ended("b", {"progan": 0.5, "crn": 0.5})
+    text = outcome([learned, flat], best_point([learned, flat]), GENDET.selection)
+    assert "1 of 2 trials scored ACC exactly 50.0 on every test set" in text
+    assert "trials scored ACC exactly" not in outcome([learned], best_point([learned]), GENDET.selection)

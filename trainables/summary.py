@@ -37,6 +37,12 @@ def collect(result_grid, tune_trials, records: list[list[dict]], method, axes) -
     return trials
 
 
+def predicts_one_class(final: dict) -> bool:
+    """ACC exactly 0.5 on every (balanced) test set: the detector's output is on one side for every image."""
+    accs = [v for k, v in final.items() if k.startswith("test/") and k.endswith("/acc") and k != "test/mean/acc"]
+    return bool(accs) and all(abs(v - 0.5) < 1e-9 for v in accs)
+
+
 def outcome(trials: list[Trial], best: tuple[list[Trial], float] | None, selection: Selection) -> str:
     """One line per trial (its grid values, how it ended, its score); the best grid point by the
     method's selection rule; trials stopped early; where the trials ran."""
@@ -54,6 +60,11 @@ def outcome(trials: list[Trial], best: tuple[list[Trial], float] | None, selecti
             lines.append(f"every trial scored {score:.4f}{' (chance)' if abs(score - chance) < 1e-6 else ''}: "
                          "too little training to tell the settings apart (--smoke, or a demo on the synthetic "
                          "stand-in); the first trial is named best")
+    one_class = [t for t in trials if t.finished and predicts_one_class(t.final)]
+    if one_class and len(one_class) < sum(t.finished for t in trials):
+        lines.append(f"{len(one_class)} of {sum(t.finished for t in trials)} trials scored ACC exactly 50.0 on every test "
+                     "set, i.e. predict one class for every image: those settings did not learn in this run's steps "
+                     "(the synthetic stand-in gives a few hundred; deep heads need more)")
     nodes = sorted({t.node for t in trials if t.node})
     lines.append(f"trials ran on {len(nodes)} node(s): {', '.join(nodes)}")
     return "\n".join(lines)
