@@ -351,30 +351,39 @@ def curve(
     chance: float | None = 0.5,
     synthetic: bool = False,
     values: Sequence | None = None,
+    by: str | None = None,
 ) -> str | None:
     """The score against one field (K, epochs, data volume…): mean ± std over seeds with every trial
-    as a dot behind, and chance as a dashed line, so a trend is read against its seed noise."""
+    as a dot behind, and chance as a dashed line, so a trend is read against its seed noise. `by`
+    draws one such line per value of another field (e.g. the backbone)."""
     pairs, skipped = _scored(trials, score)
-    points = curve_points(trials, axis, score, values=values)
-    if len(pairs) < 2 or len(points) < 2:
+    everything = curve_points(trials, axis, score, values=values)
+    if len(pairs) < 2 or len(everything) < 2:
         return None
     plt = _pyplot()
-    numeric = all(_is_number(v) for v, _ in points)
-    xs = [float(v) for v, _ in points] if numeric else list(range(len(points)))
-    means = [100 * np.mean(s) for _, s in points]
-    stds = [100 * np.std(s) for _, s in points]
-    width = max(6.0, 1.0 + 0.7 * len(points))
+    numeric = all(_is_number(v) for v, _ in everything)
+    position = {v: (float(v) if numeric else i) for i, (v, _) in enumerate(everything)}
+    width = max(6.0, 1.0 + 0.7 * len(everything))
     fig, ax = plt.subplots(figsize=(width, 4.2))
-    ax.scatter([x for x, (_, s) in zip(xs, points) for _ in s], [100 * v for _, s in points for v in s],
-               s=12, color="tab:blue", alpha=0.3, label="trial", zorder=2)
-    ax.errorbar(xs, means, yerr=stds, marker="o", capsize=4, color="tab:blue",
-                label="mean ± std over seeds", zorder=3)
+    series = [(None, trials)] if by is None else [(v, [t for t in trials if _norm(t.config.get(by)) == v])
+                                                   for v in _values(trials, by)]
+    for n, (name, here) in enumerate(series):
+        points = curve_points(here, axis, score, values=values)
+        if not points:
+            continue
+        color = f"C{n}"
+        xs = [position[v] for v, _ in points]
+        ax.scatter([x for x, (_, s) in zip(xs, points) for _ in s], [100 * v for _, s in points for v in s],
+                   s=12, color=color, alpha=0.3, label="trial" if by is None else None, zorder=2)
+        ax.errorbar(xs, [100 * np.mean(s) for _, s in points], yerr=[100 * np.std(s) for _, s in points],
+                    marker="o", capsize=4, color=color, zorder=3,
+                    label="mean ± std over seeds" if by is None else f"{by}={label(name)}")
     if chance is not None:
         ax.axhline(100 * chance, color="grey", ls="--", lw=1, label=f"chance ({100 * chance:g} %)")
-    labels = [label(v) for v, _ in points]
+    xs, labels = list(position.values()), [label(v) for v in position]
     if numeric and _log_scale(xs):
         ax.set_xscale("log")
-    if not numeric or len(points) <= 10:
+    if not numeric or len(xs) <= 10:
         ax.set_xticks(xs, labels)
         ax.minorticks_off()
     if max(map(len, labels)) * 0.09 > (width - 1.2) / len(labels):  # labels wider than their slot: slant them

@@ -5,8 +5,11 @@ next) with CLIP-RN50, RN101 and ViT-L/14; cells are Avg. ACC / Avg. AP over all 
 subsets, mean ± std over the final five epochs. Volumes that the training data cannot
 hold are dropped, and the run says which.
 """
+import os
+
 from aigid.data.subsets import fitting_volumes
 from aigid.errors import UserError
+from aigid.figures import curve
 from aigid.methods import LOL
 from aigid.methods.lol import LoLConfig, select_training_samples
 from aigid.report import grid_table, pct, pooled
@@ -36,6 +39,13 @@ def table(trials):
                       title="LoL Table 2 — Avg. ACC / Avg. AP (%) over all test subsets, mean (±std) of the last epochs")
 
 
+def volume_curves(trials, out_dir, synthetic):
+    """Table 2 read as curves: its Avg. ACC against the training volume (log scale), one line per backbone."""
+    curve(trials, "train_volume", lambda t: t.score, by="backbone", synthetic=synthetic,
+          title="LoL Table 2: Avg. ACC against training volume, per backbone",
+          path=os.path.join(out_dir, "table2_volume_curves.png"), score_label=LOL.selection.label())
+
+
 SWEEP = Sweep(
     name="lol_data_volume",
     method=LOL,
@@ -43,6 +53,7 @@ SWEEP = Sweep(
               backbone=Offline(BACKBONES, ["aigid-tiny-rn", "aigid-tiny-vit"])),
     prune=keep_fitting_volumes,
     table=table,
+    figures=volume_curves,
     doc=__doc__,
 )
 

@@ -109,6 +109,18 @@ def test_curve_over_tuple_string_and_numeric_axes(grid, tmp_path):
                                  score_label="Avg. ACC (%)"))
 
 
+def test_curve_draws_one_line_per_value_of_a_second_field(tmp_path):
+    """LoL Table 2 as curves: volume on a log axis, one line per backbone (each with its seeds)."""
+    volumes = [12, 24, 48]
+    trials = [make({"train_volume": v, "backbone": b, "seed": s}, 0.5 + 0.1 * i + 0.05 * j + 0.01 * s)
+              for i, v in enumerate(volumes) for j, b in enumerate(["aigid-tiny-rn", "aigid-tiny-vit"]) for s in (0, 1)]
+    path = figures.curve(trials, "train_volume", score, by="backbone", title="t", path=str(tmp_path / "v.png"),
+                         score_label="Avg. ACC (%)")
+    assert_png(path)
+    plain = figures.curve(trials, "train_volume", score, title="t", path=str(tmp_path / "w.png"), score_label="s")
+    assert open(path, "rb").read() != open(plain, "rb").read()  # two lines drawn, not the pooled one
+
+
 def test_nothing_to_draw_returns_none_and_writes_nothing(grid, tmp_path):
     one = [t for t in grid if t.finished][:1]
     path = str(tmp_path / "x.png")
