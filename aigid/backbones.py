@@ -8,6 +8,7 @@ RINE's per-block CLS tokens are tapped where its authors tap them.
 from __future__ import annotations
 
 import contextlib
+import json
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -176,11 +177,20 @@ def require_vit(name: str, why: str) -> None:
         raise BackboneError(f"{why} of a ViT; {name} is a ResNet: use ViT-L-14 or ViT-B-32 (aigid-tiny-vit offline)")
 
 
+def random_init_id(name: str) -> str:
+    """What decides a random-init tower besides the torch seed: its architecture (an edited config is
+    another model) and, for the stand-ins, the zeroed embeddings (`_image_driven_cls`)."""
+    vision = json.dumps(open_clip.get_model_config(name)["vision_cfg"], sort_keys=True)
+    return f"random init of {name} {vision}" + (", image-driven CLS" if name in TINY_BACKBONES else "")
+
+
 def _image_driven_cls(visual: torch.nn.Module) -> None:
     """Zero a random-init stand-in ViT's class and positional embeddings. Random ones (std width^-0.5)
     are most of each 64-wide CLS token, which then barely depends on the image, and RINE's head cannot
     learn from tokens alike for every image; zeroed, the first block's CLS is a mean over the patches
-    (measured in aigid/methods/rine/config.py). Pretrained CLIP tokens need no such help."""
+    (measured in aigid/methods/rine/config.py). The frozen stand-in is then blind to where a patch
+    lies, which its artefacts (spread over the whole image) do not need; LoL fine-tunes the
+    embeddings from zero. Pretrained CLIP tokens need no such help."""
     if isinstance(visual, VisionTransformer):
         with torch.no_grad():
             visual.class_embedding.zero_()
@@ -193,8 +203,9 @@ def create_image_encoder(
     """The CLIP visual tower of `name` (float32, train mode, on `device`) and how to feed it.
 
     pretrained: an open_clip tag (may need the network), a local checkpoint file, or
-    None/'none' for random init. Only the image tower is built: the methods never use
-    the text tower, which for ViT-L-14 would be 123M parameters of waste.
+    None/'none' for random init (the tiny stand-in ViT then with `_image_driven_cls`). Only the
+    image tower is built: the methods never use the text tower, which for ViT-L-14 would be
+    123M parameters of waste.
     """
     check_backbone(name, pretrained)
     model_name = resolve_model_name(name, pretrained)

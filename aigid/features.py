@@ -37,13 +37,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, resolve_model_name
+from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, random_init_id, resolve_model_name
 from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 from aigid.data.index import DataError
 from aigid.errors import StorageError
 
-CACHE_VERSION = 4  # 3: training views drawn per path relative to `root`; 4: the tiny stand-in ViT changed
+CACHE_VERSION = 3  # 3: training views drawn per path relative to `root`
 STORED_DTYPE = np.float16
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # autocast dtype of the frozen pass
 META_FILE, OK_FILE = "meta.json", "ok.npy"
@@ -72,10 +72,11 @@ class FixedView:
         return f"FixedView({self.transform!r})"
 
 
-def _weights_id(pretrained: str | None) -> str:
-    """What identifies the weights: a tag, a file with its size and mtime, or seeded random init."""
+def _weights_id(backbone: str, pretrained: str | None) -> str:
+    """What identifies the weights: a tag, a file with its size and mtime, or seeded random init (torch
+    seed 0, `_build_encoder`) of the architecture as it is now."""
     if pretrained is None:
-        return "random-init(torch seed 0)"
+        return f"torch seed 0, {random_init_id(backbone)}"
     path = Path(pretrained).expanduser()
     if path.is_file():
         stat = path.stat()
@@ -120,7 +121,7 @@ class FeatureRequest:
 
     def describe(self) -> dict:
         return {"version": CACHE_VERSION, "model": resolve_model_name(self.backbone, self.pretrained),
-                "weights": _weights_id(self.pretrained), "transform": repr(self.transform),
+                "weights": _weights_id(self.backbone, self.pretrained), "transform": repr(self.transform),
                 "view": self.view, "seed": self.seed, "outputs": list(self.outputs), "images": len(self.paths),
                 "precision": self.precision}
 

@@ -14,9 +14,11 @@ CLIP weights, which cannot be downloaded here), e.g. ViT-L-14 with --trials 2.
 """
 import argparse
 import dataclasses
-import itertools
+import importlib
+import sys
 import tempfile
 import time
+from pathlib import Path
 
 import torch
 
@@ -24,14 +26,19 @@ from aigid.data.layouts import scan
 from aigid.data.synthetic import ensure_synthetic
 from aigid.features import extract
 from aigid.methods import gendet, rine
+from trainables.arguments import parse_settings
+from trainables.launcher import base_overrides
+from trainables.sweep import expand
 
-GRIDS = {  # method -> (its package, trainer, the offline grid of its sweep script)
-    "rine": (rine, rine.RINETrainer, [rine.RINEConfig.from_flat({**rine.OFFLINE_OVERRIDES, "q": q, "proj_dim": d, "xi": xi})
-                                      for q, d, xi in itertools.product([1, 2, 4], [8, 16, 32, 64], [0.1, 0.2, 0.4, 0.8])]),
-    "gendet": (gendet, gendet.GenDetTrainer, [gendet.GenDetConfig.from_flat({**gendet.OFFLINE_OVERRIDES, "margin": m,
-                                                                              "alpha": a})
-                                              for m, a in itertools.product([1.0, 2.0, 4.0], [0.01, 0.1, 1.0])]),
-}
+SWEEPS = {"rine": (rine, "rine_grid"), "gendet": (gendet, "gendet_margin_alpha")}  # method -> (package, sweep script)
+
+
+def grid_configs(script: str, index) -> tuple:
+    """(method spec, configs): the sweep script's offline grid, resolved on `index` as its trials are."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "sweeps"))
+    sweep = importlib.import_module(script).SWEEP
+    points = expand(sweep, True, base_overrides(sweep, parse_settings(sweep, [])), 1)
+    return sweep.method, [sweep.method.resolve(point, index) for point in points]
 
 
 def train(trainer_cls, config, index, features):
@@ -56,18 +63,18 @@ def per_trial(method, trainer_cls, configs, index):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", choices=sorted(GRIDS), default="rine")
+    parser.add_argument("--method", choices=sorted(SWEEPS), default="rine")
     parser.add_argument("--trials", type=int, default=0, help="first N trials of the grid (default: all)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--backbone", help="open_clip ViT at random init instead of aigid-tiny-vit, e.g. ViT-L-14")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    method, trainer_cls, configs = GRIDS[args.method]
-    configs = configs[: args.trials or None]
+    method, script = SWEEPS[args.method]
+    index = scan(ensure_synthetic("aigid_data/synthetic-ufd", layout="ufd"), "ufd")
+    spec, configs = grid_configs(script, index)
+    trainer_cls, configs = spec.trainer_cls, configs[: args.trials or None]
     if args.backbone:
         configs = [dataclasses.replace(c, backbone=args.backbone, pretrained=None) for c in configs]
-    index = scan(ensure_synthetic("aigid_data/synthetic-ufd", layout="ufd"), "ufd")
-    configs = [c.for_layout(index.layout) for c in configs]
     print(f"{args.method}: {len(configs)} trials, {len(index.samples)} images (synthetic UFD stand-in), backbone "
           f"{configs[0].backbone}, {configs[0].epochs} epochs per trial, {args.threads} torch threads", flush=True)
     with tempfile.TemporaryDirectory() as cache_dir:

@@ -2,12 +2,13 @@
 # Everything only a GPU can show, in one call (under 10 minutes on one H100), ending in one summary:
 #   1. the frozen pass of ViT-L/14, fp32 vs bf16 autocast (benchmarks/precision.py)
 #   2. RINE at the paper's scale on CUDA: the real ViT-L/14 pass streamed to the store, peak RSS,
-#      one trial (benchmarks/paper_scale.py --device cuda --skip-grid: the engine overhead is
-#      measured on CPU, where it is the same story)
+#      one trial (benchmarks/paper_scale.py --device cuda --skip-grid: the engine overhead, Ray and
+#      MLflow around tiny offline trials, needs no GPU and is measured on CPU)
 #   3. APN, K = 25 proposals folded into the batch vs looped, bf16 autocast (benchmarks/apn_step.py)
 #   4. LoL-sized trials packed at 0.25 GPU vs one per GPU (benchmarks/packing.py --gpu)
 # --cpu runs the same scripts at tiny shapes on CPU, so that the suite is known to work without a GPU.
-# A failed step is reported and the suite goes on: a GPU lease is too short to lose the other steps.
+# A failed step is reported (FAILED, and exit status 1 at the end) and the suite goes on: a GPU lease is
+# too short to lose the other steps.
 #
 #   bash benchmarks/gpu_suite.sh [--cpu]        # output also in gpu_suite.log
 set -uo pipefail
@@ -22,9 +23,13 @@ step() {  # step NAME COMMAND...: run, keep the output, remember its last line f
     echo "== $name: $*" | tee -a "$LOG"
     "$@" 2>&1 | tee -a "$LOG" | grep -v "^\s*$" | tail -n 1 >"$LOG.$name"
     local status=("${PIPESTATUS[@]}")
-    [[ ${status[0]} == 0 ]] || echo "FAILED (exit ${status[0]}): see $LOG" >"$LOG.$name"
-    cat "$LOG.$name"
+    if [[ ${status[0]} != 0 ]]; then
+        echo "FAILED (exit ${status[0]}): $(cat "$LOG.$name")" >"$LOG.$name"
+        failed=1
+    fi
+    tee -a "$LOG" <"$LOG.$name"
 }
+failed=0
 
 if [[ "${1:-}" == "--cpu" ]]; then
     step precision "$PYTHON" benchmarks/precision.py --device cpu --backbone aigid-tiny-vit --images 64 --batch 16 --workers 1
@@ -40,8 +45,9 @@ else
     step packing "$PYTHON" benchmarks/packing.py --gpu --num-cpus 16
 fi
 
-echo "== summary"
+echo "== summary" | tee -a "$LOG"
 for name in precision paper_scale apn packing; do
-    printf '%-12s %s\n' "$name" "$(cat "$LOG.$name")"
+    printf '%-12s %s\n' "$name" "$(cat "$LOG.$name")" | tee -a "$LOG"
     rm -f "$LOG.$name"
 done
+exit $failed

@@ -1,7 +1,8 @@
 """Packing benchmark: the same batch of small trials, one at a time and packed by fractional resources.
 
-Each trial is a short LoL-shaped fine-tune (the tiny CLIP-RN image tower `aigid-tiny-rn` plus
-a linear head, batch 4 of 224² images, Adam, a report per epoch) set up by the launcher's own
+Each trial is a short LoL-shaped fine-tune (a CLIP image tower, `aigid-tiny-rn` unless --backbone
+names another such as LoL's RN50, plus a linear head, batch 4 of 224² images, Adam, a report per
+epoch) set up by the launcher's own
 `prepare_trial`, so threads and device follow the trial's resources as in a real sweep.
 Both runs happen in one process on one Ray instance, so the ratio compares like with like.
 
@@ -15,6 +16,7 @@ packed, concurrent trials share cores, so each one's compute stretches by about 
 
     python benchmarks/packing.py                      # CPU: cpu 1 one at a time vs cpu 0.25 packed
     python benchmarks/packing.py --gpu                # GPU: gpu 1 one at a time vs gpu 0.25 packed
+    python benchmarks/packing.py --gpu --backbone RN50 --reuse-actors --steps 50   # LoL's own model, GPU sharing alone
 """
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ def small_trial(config: dict) -> None:
     """A few epochs of a tiny real fine-tune; reports the seconds spent computing."""
     device, _ = prepare_trial(*trial_resources())
     torch.manual_seed(config["seed"])
-    visual, info = create_image_encoder("aigid-tiny-rn", None, device=device)
+    visual, info = create_image_encoder(config["backbone"], None, device=device)
     head = torch.nn.Linear(info.embed_dim, 1, device=device)
     optimizer = torch.optim.Adam([*visual.parameters(), *head.parameters()], lr=1e-4)
     images = torch.randn(config["batch"], 3, info.image_size, info.image_size, device=device)
@@ -61,7 +63,7 @@ def run_batch(resources: dict, concurrent: int | None, args, storage: str) -> tu
     tuner = tune.Tuner(
         tune.with_resources(small_trial, resources),
         param_space={"seed": tune.grid_search(list(range(args.trials))),
-                     "epochs": args.epochs, "steps": args.steps, "batch": args.batch},
+                     "epochs": args.epochs, "steps": args.steps, "batch": args.batch, "backbone": args.backbone},
         tune_config=tune.TuneConfig(max_concurrent_trials=concurrent, reuse_actors=args.reuse_actors),
         run_config=tune.RunConfig(storage_path=storage, verbose=0),
     )
@@ -86,6 +88,7 @@ def main(argv=None) -> None:
     parser.add_argument("--epochs", type=int, default=3, help="reports per trial (default 3)")
     parser.add_argument("--steps", type=int, default=4, help="optimizer steps per epoch (default 4)")
     parser.add_argument("--batch", type=int, default=4, help="images per step (LoL's batch, 4)")
+    parser.add_argument("--backbone", default="aigid-tiny-rn", help="open_clip image tower, random init (RN50: LoL's, §4.2)")
     parser.add_argument("--num-cpus", type=int, default=2, help="CPUs given to the local Ray (default 2)")
     parser.add_argument("--share", type=float, default=0.25, help="packed share of a CPU (or GPU with --gpu)")
     parser.add_argument("--gpu", action="store_true", help="pack fractional GPUs instead of CPUs")
@@ -101,7 +104,7 @@ def main(argv=None) -> None:
         alone, packed = {"cpu": 1, "gpu": 1}, {"cpu": cpu, "gpu": args.share}
     else:
         alone, packed = {"cpu": 1}, {"cpu": args.share}
-    print(f"{args.trials} trials × {args.epochs} epochs × {args.steps} steps of aigid-tiny-rn, batch {args.batch}; "
+    print(f"{args.trials} trials × {args.epochs} epochs × {args.steps} steps of {args.backbone}, batch {args.batch}; "
           f"Ray with {ray.cluster_resources().get('CPU', 0):g} CPU, {ray.cluster_resources().get('GPU', 0):g} GPU",
           flush=True)
     walls = {}

@@ -40,7 +40,8 @@ def table(trials):
 
 
 def volume_curves(trials, out_dir, synthetic):
-    """Table 2 read as curves: its Avg. ACC against the training volume (log scale), one line per backbone."""
+    """Table 2 read as curves: the sweep's score (Avg. ACC over the final epochs, §4.3) against the training
+    volume, one line per backbone, each point the mean ± std over seeds."""
     curve(trials, "train_volume", lambda t: t.score, by="backbone", synthetic=synthetic,
           title="LoL Table 2: Avg. ACC against training volume, per backbone",
           path=os.path.join(out_dir, "table2_volume_curves.png"), score_label=LOL.selection.label())

@@ -98,7 +98,7 @@ def box_plots(trials, out_dir, synthetic):
     plt.close("all")
 
 
-AXES = dict(q=QS, proj_dim=PROJ_DIMS, xi=XIS)  # the paper's d' on the stand-in too: with d' 8-64 most cells sat at 50.0
+AXES = dict(q=QS, proj_dim=PROJ_DIMS, xi=XIS)  # the paper's d' on the stand-in too (why: aigid/methods/rine/config.py)
 ALL_SETTINGS = Sweep(
     name="rine_grid_all",
     method=RINE,

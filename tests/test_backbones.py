@@ -45,6 +45,25 @@ def test_tiny_encoder_builds_offline_with_random_weights(name, num_blocks):
     )
 
 
+def test_the_random_init_stand_in_vit_has_image_driven_cls_tokens():
+    """Zero class and positional embeddings (backbones._image_driven_cls): the CLS token of a random-init
+    tiny ViT follows the image instead of its random embeddings (what RINE's head needs offline)."""
+    visual, _ = create_image_encoder("aigid-tiny-vit", None)
+    assert not visual.class_embedding.any() and not visual.positional_embedding.any()
+    cls = backbones.block_cls_tokens(visual.eval(), images(4))
+    assert (cls.std(0) / cls.mean(0).abs()).median() > 1  # images differ by more than what they share
+
+
+def test_random_init_id_follows_the_architecture(monkeypatch):
+    """A feature cache entry of a random-init tower is keyed by its architecture, so editing a stand-in's
+    config recomputes its features (and leaves pretrained entries alone)."""
+    before = backbones.random_init_id("aigid-tiny-vit")
+    config = open_clip.get_model_config("aigid-tiny-vit")
+    config["vision_cfg"]["patch_size"] = 32
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "aigid-tiny-vit", config)
+    assert backbones.random_init_id("aigid-tiny-vit") != before
+
+
 def test_rn50_builds_offline_with_random_weights():
     visual, info = create_image_encoder("RN50", None)
     assert 38e6 < sum(p.numel() for p in visual.parameters()) < 39e6

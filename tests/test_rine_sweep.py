@@ -28,7 +28,7 @@ def test_sweeps_list_the_papers_grids(name, trials, small_ufd, capsys):
     out = capsys.readouterr().out
     assert f"{trials} trials" in out and "(SYNTHETIC)" in out
     if name == "rine_grid":
-        assert "'q': 4, 'proj_dim': 1024, 'xi': 0.8" in out  # the paper's grid with --data
+        assert "'q': 4, 'proj_dim': 1024, 'xi': 0.8" in out  # the paper's q × d' × ξ
 
 
 @pytest.mark.parametrize("argv, message", [

@@ -53,13 +53,20 @@ def test_a_table_exports_as_markdown_latex_and_csv():
 
 
 def test_the_closing_lines_name_trials_that_predict_one_class():
+    """RINE's score is ACC + AP and AP varies, so trials can differ in score while each calls every
+    image real: the closing lines count them. The per-class accuracies tell, whatever the balance."""
     from trainables.summary import outcome
 
-    def ended(name, accs):
-        final = {SCORE: accs["progan"], **{f"test/{s}/acc": a for s, a in accs.items()}, "test/mean/acc": 0.5}
+    def ended(name, score, real_fake):
+        final = {SCORE: score, **{f"test/{s}/{k}": v for s, (r, f) in real_fake.items()
+                                  for k, v in (("real_acc", r), ("fake_acc", f))}}
         return Trial(f"{name} s0", {"x": name, "seed": 0}, FINISHED, final=final, history=(final,))
 
-    learned, flat = ended("a", {"progan": 0.9, "crn": 0.1}), ended("b", {"progan": 0.5, "crn": 0.5})
-    text = outcome([learned, flat], best_point([learned, flat]), GENDET.selection)
-    assert "1 of 2 trials scored ACC exactly 50.0 on every test set" in text
-    assert "trials scored ACC exactly" not in outcome([learned], best_point([learned]), GENDET.selection)
+    learned = ended("a", 1.8, {"progan": (0.9, 0.8), "crn": (0.7, 0.2)})
+    all_real = [ended(n, score, {"progan": (1.0, 0.0), "crn": (1.0, 0.0)}) for n, score in (("b", 1.1), ("c", 1.2))]
+    mixed = ended("d", 1.0, {"progan": (1.0, 0.0), "crn": (0.0, 1.0)})  # one class per set, not for every image
+    line = "2 of 4 finished trials call every test image real, or every one fake"
+    trials = [learned, *all_real, mixed]
+    assert line in outcome(trials, best_point(trials), RINE.selection)
+    assert "2 of 2 finished trials call every test image" in outcome(all_real, best_point(all_real), RINE.selection)
+    assert "call every test image" not in outcome([learned, mixed], best_point([learned, mixed]), RINE.selection)

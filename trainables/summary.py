@@ -10,6 +10,7 @@ from pathlib import Path
 from mlflow.entities import Metric, RunTag
 
 from aigid.figures import sweep_figures
+from aigid.metrics import subset_key, subsets_in
 from aigid.report import Table, tables_of
 from aigid.selection import SCORE, Selection
 from aigid.trials import FAILED, FINISHED, Trial, best_point, point_name
@@ -38,9 +39,11 @@ def collect(result_grid, tune_trials, records: list[list[dict]], method, axes) -
 
 
 def predicts_one_class(final: dict) -> bool:
-    """ACC exactly 0.5 on every (balanced) test set: the detector's output is on one side for every image."""
-    accs = [v for k, v in final.items() if k.startswith("test/") and k.endswith("/acc") and k != "test/mean/acc"]
-    return bool(accs) and all(abs(v - 0.5) < 1e-9 for v in accs)
+    """Every test image called real, or every one fake: on each test set one class is all right and the
+    other all wrong (whatever the sets' balance, which moves their ACC)."""
+    outcomes = {(final[subset_key(s, "real_acc")], final[subset_key(s, "fake_acc")])
+                for s in subsets_in(final, "real_acc") if subset_key(s, "fake_acc") in final}
+    return outcomes in ({(1.0, 0.0)}, {(0.0, 1.0)})
 
 
 def outcome(trials: list[Trial], best: tuple[list[Trial], float] | None, selection: Selection) -> str:
@@ -50,21 +53,22 @@ def outcome(trials: list[Trial], best: tuple[list[Trial], float] | None, selecti
     early = [t for t in trials if t.finished and t.final.get("epoch", 0) < t.config.get("epochs", 0)]
     if early:
         lines.append(f"{len(early)} trial(s) stopped early by the scheduler")
+    done = [t for t in trials if t.finished]
+    same_score = len({round(t.score, 6) for t in done}) == 1 and len(done) > 1
     if best is not None:
         here, score = best
         seeds = f" (mean of {len(here)} seeds)" if len(here) > 1 else ""
         lines.append(f"best by {selection.describe(here[0].config)}: {here[0].point} = {score:.4f}{seeds}")
-        scores = {round(t.score, 6) for t in trials if t.finished}
-        if len(scores) == 1 and sum(t.finished for t in trials) > 1:
+        if same_score:
             chance = selection.chance(here[0].config)
             lines.append(f"every trial scored {score:.4f}{' (chance)' if abs(score - chance) < 1e-6 else ''}: "
                          "too little training to tell the settings apart (--smoke, or a demo on the synthetic "
                          "stand-in); the first trial is named best")
-    one_class = [t for t in trials if t.finished and predicts_one_class(t.final)]
-    if one_class and len(one_class) < sum(t.finished for t in trials):
-        lines.append(f"{len(one_class)} of {sum(t.finished for t in trials)} trials scored ACC exactly 50.0 on every test "
-                     "set, i.e. predict one class for every image: those settings did not learn in this run's steps "
-                     "(the synthetic stand-in gives a few hundred; deep heads need more)")
+    one_class = [t for t in done if predicts_one_class(t.final)]
+    if one_class and not same_score:
+        lines.append(f"{len(one_class)} of {len(done)} finished trials call every test image real, or every one "
+                     "fake: those settings did not learn in this run (too few steps for them, e.g. on the "
+                     "synthetic stand-in)")
     nodes = sorted({t.node for t in trials if t.node})
     lines.append(f"trials ran on {len(nodes)} node(s): {', '.join(nodes)}")
     return "\n".join(lines)
