@@ -70,6 +70,7 @@ class UnivFDConfig(FlatConfig):
 # The synthetic stand-in is 4 classes x 24 real + 24 fake training images and a tiny random-init
 # ViT (32-d embedding): at batch 256 one epoch would be one step and lr 1e-4 would barely move the
 # probe, so the demo uses small batches, a larger rate and a few epochs (96 steps in all). On it the
-# probe reaches about 0.9 val and ProGAN-test ACC; the other stand-in generators stay near chance.
+# probe reaches 0.96 ProGAN-test and 0.97-0.98 val ACC (seeds 0-2, the patch-16 stand-in of eb7074c);
+# the other stand-in generators stay near chance.
 OFFLINE_OVERRIDES = {"backbone": "aigid-tiny-vit", "pretrained": None, "batch_size": 16, "epochs": 8, "lr": 3e-2}
 SMOKE_OVERRIDES = {"epochs": 1}
