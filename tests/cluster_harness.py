@@ -36,6 +36,21 @@ def sh(*argv, check=True, **kwargs):
     return done
 
 
+def kill_trees(pids) -> None:
+    """SIGKILL each process and all its descendants, found before any of them dies."""
+    doomed, todo = [], [int(p) for p in pids]
+    while todo:
+        pid = todo.pop()
+        if pid not in doomed:
+            doomed.append(pid)
+            todo += [int(c) for c in sh("pgrep", "-P", str(pid), check=False).stdout.split()]
+    for pid in doomed:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+
 class Cluster:
     """Head (no CPUs: trials must run on workers) + two single-CPU worker nodes."""
 
@@ -80,22 +95,17 @@ class Cluster:
         return self
 
     def kill_worker(self, n: int) -> int:
-        """SIGKILL every process of worker node n (its raylet and the trial workers under it)."""
+        """SIGKILL every process of worker node n (its raylet and everything under it)."""
         port = str(21000 + 100 * n)
-        raylets = [int(p) for p in sh("pgrep", "-f", f"raylet.*node_manager_port={port}", check=False).stdout.split()]
-        for pid in raylets:
-            for child in sh("pgrep", "-P", pid, check=False).stdout.split():
-                os.kill(int(child), signal.SIGKILL)
-            os.kill(pid, signal.SIGKILL)
+        raylets = sh("pgrep", "-f", f"raylet.*node_manager_port={port}", check=False).stdout.split()
+        kill_trees(raylets)
         return len(raylets)
 
     def __exit__(self, *exc):
-        for pid in sh("pgrep", "-f", str(self.temp), check=False).stdout.split():
-            try:
-                os.kill(int(pid), signal.SIGKILL)
-            except ProcessLookupError:
-                pass
-        sh("pkill", "-9", "-f", f"127.0.0.1:{HEAD_PORT}", check=False)
+        """Kill every node's processes with all they started: Ray's agents rename themselves
+        (ray::DashboardAgent), so a pattern misses them, and orphaned they spin on a core for minutes."""
+        roots = sh("pgrep", "-f", str(self.temp), check=False).stdout.split()
+        kill_trees(roots + sh("pgrep", "-f", f"127.0.0.1:{HEAD_PORT}", check=False).stdout.split())
         for n in range(3):  # the nodes' private /tmp folders (their bind mounts died with their namespaces)
             shutil.rmtree(f"{self.temp}-private-{n}", ignore_errors=True)
 
