@@ -9,8 +9,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from aigid.metrics import mean_std
-from aigid.trials import Trial, finished, label, where
+from aigid.metrics import PaperTestSets, mean_std
+from aigid.trials import Trial, finished, label, layout_of, test_sets, where
 
 
 def pooled(trials: Sequence[Trial], key: str) -> tuple[float, float]:
@@ -113,3 +113,31 @@ def rows_table(trials: Sequence[Trial], axis: str, values: Sequence, columns: di
     """One row per value of `axis`; `columns` maps a header to a function (value, trials of the row) -> cell."""
     body = [[str(v)] + [cell(v, where(trials, **{axis: v})) for cell in columns.values()] for v in values]
     return render([[axis, *columns]] + body, title=title)
+
+
+def paper_columns(trials: Sequence[Trial], paper: PaperTestSets, prefix: str = "test") -> list[str]:
+    """The test sets the trials report: the paper's (in its tables' order) first, then any extra ones."""
+    return test_sets(trials, paper.paper(layout_of(trials)) or (), prefix)
+
+
+def averaged_note(trials: Sequence[Trial], paper: PaperTestSets, prefix: str = "test") -> str:
+    """What a table's means cover, for its title: how many of the paper's test sets, which of them
+    the data lacks, and which sets it shows but does not average."""
+    layout = layout_of(trials)
+    found = test_sets(trials, prefix=prefix)
+    averaged = paper.averaged(layout, found)
+    listed = paper.paper(layout)
+    if not found:
+        return "no test set reported"
+    if not listed:
+        return f"mean over all {len(averaged)} test sets found ({paper.source} names none on {layout or 'this'} data)"
+    if not set(listed) & set(found):
+        return f"mean over all {len(averaged)} test sets found: none of the paper's {len(listed)} ({paper.source})"
+    note = f"mean over {len(averaged)} of the paper's {len(listed)} test sets ({paper.source})"
+    missing = [s for s in listed if s not in found]
+    extra = [s for s in found if s not in averaged]
+    if missing:
+        note += f"; the data lacks {', '.join(missing)}"
+    if extra:
+        note += f"; shown, not averaged: {', '.join(extra)}"
+    return note

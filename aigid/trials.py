@@ -40,6 +40,7 @@ class Trial:
     history: tuple[dict, ...] = ()  # metrics at every epoch end, in order
     node: str = ""
     error: str = ""
+    layout: str = ""  # the dataset's layout (aigid.data.layouts): which of the paper's test-set lists applies
 
     @property
     def finished(self) -> bool:
@@ -102,7 +103,12 @@ def best_point(trials: Iterable[Trial], mode: str = "max") -> tuple[list[Trial],
     return points[best], mean[best]
 
 
-def test_sets(trials: Sequence[Trial], order: Sequence[str] = ()) -> list[str]:
+def test_sets(trials: Sequence[Trial], order: Sequence[str] = (), prefix: str = "test") -> list[str]:
     """The test subsets the trials report, those named in `order` first (in that order), then the rest sorted."""
-    found = set(subsets_in(key for t in trials for key in t.final))
+    found = set(subsets_in((key for t in trials for key in t.final), prefix=prefix))
     return [s for s in order if s in found] + sorted(found - set(order))
+
+
+def layout_of(trials: Sequence[Trial]) -> str:
+    """The dataset layout the trials ran on ('' for records written before it was kept)."""
+    return next((t.layout for t in trials if t.layout), "")

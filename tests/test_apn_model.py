@@ -141,12 +141,16 @@ def test_cross_scene_maps_genimage_generators_to_diffusionforensics(small_genima
     check_data(config, index)
     t = APNTrainer(APNConfig.from_flat({**TINY, "test_root": str(df), "test_in_domain_only": True,
                                         "train_subset": "midjourney"}).for_layout(index.layout), index)
-    assert set(t.test_loaders) == {("test", "midjourney"), ("test_lsun_bedroom", "midjourney")}
-    scenes = {s.group for s in t.test_loaders[("test_lsun_bedroom", "midjourney")].dataset.samples}
-    assert scenes == {"lsun_bedroom"}
+    # Table 3's LSUN column: the scene's reals once, and the generator's fakes alone
+    assert set(t.test_loaders) == {("test", "midjourney"), ("test_lsun_bedroom", "real"),
+                                   ("test_lsun_bedroom", "midjourney")}
+    for column, label in (("real", 0), ("midjourney", 1)):
+        samples = t.test_loaders[("test_lsun_bedroom", column)].dataset.samples
+        assert {s.group for s in samples} == {"lsun_bedroom"} and {s.label for s in samples} == {label}
+    assert t.averaged["test_lsun_bedroom"] == ["real", "midjourney"]
     check_data(APNConfig.from_flat({"test_root": str(df), "train_subset": "sdv14"}), index)
     shutil.rmtree(df / "test" / "lsun_bedroom" / "sdv1")
-    with pytest.raises(DataError, match="no sdv1 / sdv1_new generator in scene 'lsun_bedroom'"):
+    with pytest.raises(DataError, match="no sdv1 generator in scene 'lsun_bedroom'"):
         check_data(APNConfig.from_flat({"test_root": str(df), "train_subset": "sdv14"}), index)
 
 

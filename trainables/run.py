@@ -122,7 +122,7 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
         tune_trials = result_grid._experiment_analysis.trials  # ResultGrid keeps results in this order
         records = [reported(t) for t in tune_trials]  # read once: MLflow's backfill and the report both use them
         logger.reconcile(tune_trials, records)
-        trials = collect(result_grid, tune_trials, records, method, list(launch.axes))
+        trials = collect(result_grid, tune_trials, records, method, list(launch.axes), launch.index.layout)
         report(sweep, trials, client, parent, {"run": run_name, "axes": launch.axes, "synthetic": index.synthetic,
                                                "data_root": None if index.synthetic else index.root},
                folder=report_folder(storage, run_name))

@@ -19,7 +19,7 @@ from trainables.trainable import decode
 HEADLINE = ("test/mean/acc", "test/mean/ap")  # what every method's tables report, logged for the best point
 
 
-def collect(result_grid, tune_trials, records: list[list[dict]], method, axes) -> list[Trial]:
+def collect(result_grid, tune_trials, records: list[list[dict]], method, axes, layout: str) -> list[Trial]:
     """Each trial: full config, final metrics, epoch-end history (from `records`, recovery.reported),
     status and node. A trial that died before its first report has no result config: Tune's trial has it."""
     trials = []
@@ -33,7 +33,7 @@ def collect(result_grid, tune_trials, records: list[list[dict]], method, axes) -
             name=point_name(config, axes), config=config, status=FAILED if result.error else FINISHED,
             final=final, history=tuple(epochs),
             node=f"{final.get('node_ip', '')}/{str(final.get('node_id', ''))[:8]}" if final else "",
-            error=str(result.error).strip().splitlines()[-1] if result.error else "",
+            error=str(result.error).strip().splitlines()[-1] if result.error else "", layout=layout,
         ))
     return trials
 

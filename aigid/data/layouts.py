@@ -15,11 +15,16 @@ from typing import Callable
 from aigid.data.files import ImageFinder, child_dirs
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex, Sample
 
-__all__ = ["SUBSET_IDS", "LAYOUTS", "SYNTHETIC_MARKER", "DataError", "Sample", "DatasetIndex",
+__all__ = ["SUBSET_IDS", "UFD_TEST_SETS", "LAYOUTS", "SYNTHETIC_MARKER", "DataError", "Sample", "DatasetIndex",
            "scan", "genimage_subset_id"]
 
 SUBSET_IDS = ("adm", "biggan", "glide", "midjourney", "sdv14", "sdv15", "vqdm", "wukong")
 SYNTHETIC_MARKER = "AIGID_SYNTHETIC.json"
+# UniversalFakeDetect's test folders (CNNDetection's test set, then its diffusion_datasets/), in the
+# order of RINE's Tables 2-3; each paper's tables average its own selection (aigid.metrics.PaperTestSets).
+UFD_TEST_SETS = ("progan", "stylegan", "stylegan2", "biggan", "cyclegan", "stargan", "gaugan", "deepfake",
+                 "whichfaceisreal", "seeingdark", "san", "crn", "imle", "guided", "ldm_200", "ldm_200_cfg",
+                 "ldm_100", "glide_100_27", "glide_50_27", "glide_100_10", "dalle")
 
 _SEARCH_DEPTH = 3  # GenImage subsets sit under parents like GenImage/ADM/imagenet_ai_0508_adm
 
@@ -34,7 +39,8 @@ _UFD_LABELS = {"0_real": REAL, "1_fake": FAKE}
 _UFD_DIFFUSION = "diffusion_datasets"
 _UFD_REAL_POOL = {"guided": "imagenet"}  # every other diffusion generator pairs with LAION reals
 _UFD_DEFAULT_POOL = "laion"
-_DF_ALIASES = {"vqdiffusion": "vqdm", "vq_diffusion": "vqdm", "vq-diffusion": "vqdm"}
+# DF's release names its SD v1 folder sdv1_new in some versions; APN's Table 2 calls it SD v1.
+_DF_ALIASES = {"vqdiffusion": "vqdm", "vq_diffusion": "vqdm", "vq-diffusion": "vqdm", "sdv1_new": "sdv1"}
 _FOLDER_LABELS = {"real": REAL, "0_real": REAL, "fake": FAKE, "1_fake": FAKE}
 _SPLITS = ("train", "val", "test")
 

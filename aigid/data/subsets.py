@@ -57,6 +57,18 @@ def training_subset(index, subset: str, volume: int | None, seed: int) -> list[S
     return samples if volume is None else nested_subsample(samples, volume, seed=seed)
 
 
+REAL_SET = "real"  # the column of a test split's real images, scored once (DiffusionForensics tables)
+
+
+def reals_apart(per_subset: dict[str, list[Sample]]) -> dict[str, list[Sample]]:
+    """DiffusionForensics' columns (APN Table 2): `real`, every real test image once, then each
+    generator's fake images alone. DF pairs one real folder with every generator; scoring the pairs
+    would count the reals once per generator."""
+    reals = {s.path: s for samples in per_subset.values() for s in samples if s.label == REAL}
+    return {REAL_SET: [reals[p] for p in sorted(reals)],
+            **{subset: [s for s in samples if s.label == FAKE] for subset, samples in per_subset.items()}}
+
+
 def test_subsets(index, wanted=None, limit: int | None = None, group: str | None = None) -> dict[str, list[Sample]]:
     """Test images per subset (within one `group`, e.g. a DiffusionForensics scene, if given):
     the `wanted` subsets, else all; each capped to `limit` images (balanced, nested)."""

@@ -11,6 +11,7 @@ from typing import Callable, Iterator, Mapping, Protocol, Sequence, runtime_chec
 
 from aigid.data.index import DatasetIndex
 from aigid.features import SharedFeatures
+from aigid.metrics import PaperTestSets
 from aigid.selection import Selection
 
 
@@ -66,6 +67,7 @@ class MethodSpec:
     config_cls: type  # a FlatConfig dataclass with the paper's defaults
     trainer_cls: Callable[..., Trainer]
     layout: str  # the synthetic stand-in's layout (the paper's main dataset)
+    test_sets: PaperTestSets  # per dataset layout, the test sets the paper's tables average (test/mean/*)
     check_data: Callable  # (resolved config, index) -> None; raises DataError before any trial
     offline: Mapping = field(default_factory=dict)  # overrides on the synthetic stand-in (tiny models, small data)
     smoke: Mapping = field(default_factory=dict)  # a further cut for a minutes-long check

@@ -12,13 +12,21 @@ from typing import ClassVar
 
 from aigid.methods.apn.backbones import BUILDERS
 from aigid.methods.apn.model import ABLATIONS
+from aigid.data.layouts import SUBSET_IDS
+from aigid.data.subsets import REAL_SET
 from aigid.methods.config import FlatConfig
+from aigid.metrics import PaperTestSets
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's backbones
+# Table 1 averages GenImage's eight subsets; Table 2 (DF, LSUN-Bedroom) the nine columns Real (the
+# scene's real test images, once) and each generator's fake images alone.
+TEST_SETS = PaperTestSets({"genimage": SUBSET_IDS,
+                           "diffusionforensics": (REAL_SET, "adm", "dalle2", "diff-projectedgan", "iddpm", "if",
+                                                  "midjourney", "projectedgan", "sdv1")},
+                          source="APN Table 1: GenImage's 8 subsets; Table 2: DF's Real + 8 generators")
 SYNTHETIC_TEST_ROOT = "synthetic"  # test_root value: the synthetic DF stand-in beside a synthetic training set
-# GenImage generator -> its folder names in DF (§4.1.3 / Table 3: SD v1, ADM, Midjourney); DF's
-# release calls its SD v1 folder sdv1_new in some versions.
-DF_NAMES = {"sdv14": ("sdv1", "sdv1_new"), "sdv15": ("sdv1", "sdv1_new"), "adm": ("adm",),
+# GenImage generator -> its folder names in DF (§4.1.3 / Table 3: SD v1, ADM, Midjourney).
+DF_NAMES = {"sdv14": ("sdv1",), "sdv15": ("sdv1",), "adm": ("adm",),
             "midjourney": ("midjourney",), "vqdm": ("vqdm",)}
 
 

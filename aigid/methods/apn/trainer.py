@@ -11,11 +11,11 @@ from torch import nn
 
 from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex, DataError, scan
-from aigid.data.subsets import test_subsets, training_subset
+from aigid.data.subsets import reals_apart, test_subsets, training_subset
 from aigid.data.synthetic import ensure_synthetic
 from aigid.data.transforms import test_transform, train_transform
 from aigid.methods.apn.club import CLUB
-from aigid.methods.apn.config import DF_NAMES, IMAGENET_MEAN, IMAGENET_STD, SYNTHETIC_TEST_ROOT, APNConfig
+from aigid.methods.apn.config import DF_NAMES, TEST_SETS, IMAGENET_MEAN, IMAGENET_STD, SYNTHETIC_TEST_ROOT, APNConfig
 from aigid.methods.apn.model import ABLATIONS, APN
 from aigid.metrics import binary_metrics, per_subset_summary
 
@@ -54,12 +54,14 @@ class APNTrainer:
         self.q_loader = make_loader(train, augment, config.q_batch_size, shuffle=True,
                                     num_workers=num_workers, seed=config.seed + 1)
         centre = test_transform(config.crop, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        tests = select_all_tests(index, config, test_index)
         self.test_loaders = {
             (prefix, subset): make_loader(samples, centre, max(config.batch_size, 32), shuffle=False,
                                           num_workers=num_workers)
-            for prefix, per_subset in select_all_tests(index, config, test_index).items()
+            for prefix, (_, per_subset) in tests.items()
             for subset, samples in per_subset.items()
         }
+        self.averaged = {prefix: TEST_SETS.averaged(layout, per_subset) for prefix, (layout, per_subset) in tests.items()}
         self.epoch = self.step = self.q_step = self.skipped_files = 0
 
     def _autocast(self):
@@ -137,7 +139,7 @@ class APNTrainer:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
-        """Centre-crop predictions on every test subset -> `<prefix>/<subset>/<metric>` + means per prefix."""
+        """Centre-crop predictions on every test subset -> `<prefix>/<subset>/<metric>` + the paper's mean per prefix."""
         self.model.eval()
         per_prefix: dict[str, dict] = {}
         for (prefix, subset), loader in self.test_loaders.items():
@@ -152,7 +154,8 @@ class APNTrainer:
             if labels:
                 per_prefix.setdefault(prefix, {})[subset] = binary_metrics(torch.cat(scores).numpy(),
                                                                            torch.cat(labels).numpy())
-        return {k: v for prefix, subsets in per_prefix.items() for k, v in per_subset_summary(subsets, prefix).items()}
+        return {k: v for prefix, subsets in per_prefix.items()
+                for k, v in per_subset_summary(subsets, prefix, self.averaged[prefix]).items()}
 
     def run(self) -> Iterator[dict]:
         """Train from the current epoch to the configured number, yielding metrics after each epoch."""
@@ -207,8 +210,10 @@ def _scene(index: DatasetIndex, config: APNConfig) -> str | None:
 
 
 def select_test_samples(index: DatasetIndex, config: APNConfig, wanted=None) -> dict[str, list]:
-    """Test images per subset (of one DF scene on DF): `wanted`, else `test_subsets`, else all."""
-    return test_subsets(index, wanted or config.test_subsets, config.test_limit, _scene(index, config))
+    """Test images per subset: `wanted`, else `test_subsets`, else all. On DF, of one scene, as Table 2's
+    columns: the scene's reals once (`real`), then each generator's fakes alone."""
+    per_subset = test_subsets(index, wanted or config.test_subsets, config.test_limit, _scene(index, config))
+    return reals_apart(per_subset) if index.layout == "diffusionforensics" else per_subset
 
 
 def cross_scene_generator(test_index: DatasetIndex, config: APNConfig) -> str:
@@ -237,14 +242,16 @@ def open_test_index(config: APNConfig, index: DatasetIndex) -> DatasetIndex | No
     return scan(root, "diffusionforensics")
 
 
-def select_all_tests(index: DatasetIndex, config: APNConfig, test_index: DatasetIndex | None) -> dict[str, dict]:
-    """{"test": per-subset samples of `index`, "test_<scene>": DF's matching generator} (the latter with test_root)."""
+def select_all_tests(index: DatasetIndex, config: APNConfig, test_index: DatasetIndex | None) -> dict[str, tuple]:
+    """{metric prefix: (dataset layout, per-subset samples)}: "test" on `index`; with test_root also
+    "test_<scene>", DF's reals and the generator matching the training subset (Table 3's LSUN column
+    is their mean: the average of the real and the fake accuracy)."""
     wanted = [config.train_subset] if config.test_in_domain_only else None
-    tests = {"test": select_test_samples(index, config, wanted)}
+    tests = {"test": (index.layout, select_test_samples(index, config, wanted))}
     if config.test_root is not None:
         test_index = test_index or open_test_index(config, index)
-        tests[f"test_{_scene(test_index, config)}"] = select_test_samples(
-            test_index, config, [cross_scene_generator(test_index, config)])
+        tests[f"test_{_scene(test_index, config)}"] = (test_index.layout, select_test_samples(
+            test_index, config, [cross_scene_generator(test_index, config)]))
     return tests
 
 

@@ -5,8 +5,15 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 from aigid.errors import ConfigError
+from aigid.data.layouts import SUBSET_IDS
 from aigid.methods.config import FlatConfig
+from aigid.methods.univfd.config import TEST_SETS as UNIVFD_TEST_SETS
+from aigid.metrics import PaperTestSets
 
+# Tables 1-2 (and 5) average UFD's 19 sets as UnivFD's tables do (no stylegan2, no whichfaceisreal);
+# Table 3 averages GenImage's eight subsets.
+TEST_SETS = PaperTestSets({"ufd": UNIVFD_TEST_SETS.by_layout["ufd"], "genimage": SUBSET_IDS},
+                          source="GenDet Tables 1-2, 5: UFD's 19 test sets; Table 3: GenImage's 8")
 # Tables 1-2's lower rows, top to bottom: the teacher alone; teacher-student anomaly detection
 # trained on real images only (eq. 1); with fake images too (eq. 1 + 2, no augmenter); GenDet.
 VARIANTS = ("teacher", "ts_real", "ts_fake", "full")

@@ -28,7 +28,7 @@ from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
 from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
-from aigid.methods.gendet.config import GenDetConfig
+from aigid.methods.gendet.config import TEST_SETS, GenDetConfig
 from aigid.methods.gendet.model import GenDet, margin_loss, squared_discrepancy
 from aigid.metrics import binary_metrics, per_subset_summary
 
@@ -85,6 +85,7 @@ class GenDetTrainer:
         self.row_labels = np.zeros(len(table.paths), dtype=np.float32)  # label by feature row, for batches
         self.row_labels[self.train.rows] = self.train.labels.numpy()
         self.tests = {subset: LabelledRows(table, samples) for subset, samples in select_test_samples(index, config).items()}
+        self.averaged = TEST_SETS.averaged(index.layout, self.tests)
         torch.manual_seed(config.seed)
         self.model = GenDet(self.features.shape[1:], config).to(self.device)
         m = self.model
@@ -206,9 +207,9 @@ class GenDetTrainer:
                           for i in range(0, len(rows), EVAL_BATCH)]).numpy()
 
     def evaluate(self, detector: str) -> dict:
-        """ACC@0.5 / AP per test subset and their mean (`test/<subset>/...`, `test/mean/...`)."""
+        """ACC@0.5 / AP per test subset (`test/<subset>/...`) and their mean over the paper's (`test/mean/...`)."""
         return per_subset_summary({subset: binary_metrics(self.scores(part.rows, detector=detector), part.labels.numpy())
-                                   for subset, part in self.tests.items()})
+                                   for subset, part in self.tests.items()}, averaged=self.averaged)
 
     def _report(self, stage: str) -> dict:
         if stage == "classifier":

@@ -3,7 +3,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aigid.data.layouts import SUBSET_IDS
 from aigid.methods.config import FlatConfig
+from aigid.metrics import PaperTestSets
+
+# Table 1 and Figs. 4-5: every model is tested on GenImage's eight subsets.
+TEST_SETS = PaperTestSets({"genimage": SUBSET_IDS}, source="LoL Table 1, Figs. 4-5: GenImage's 8 subsets")
 
 
 def _check_range(name: str, value, low: float, high: float | None) -> tuple[float, float]:

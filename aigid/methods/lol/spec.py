@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from aigid.data.decoded import decode_once
-from aigid.methods.lol.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig
+from aigid.methods.lol.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig, TEST_SETS
 from aigid.methods.lol.trainer import LoLTrainer, check_data, select_test_samples
 from aigid.methods.spec import MethodSpec
 from aigid.selection import Selection
@@ -26,6 +26,7 @@ LOL = MethodSpec(
     summary="Learning on Less: masked fine-tuning of a CLIP image encoder",
     config_cls=LoLConfig,
     trainer_cls=LoLTrainer,
+    test_sets=TEST_SETS,
     layout="genimage",  # §4.1: GenImage
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,

@@ -12,7 +12,7 @@ from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex
 from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform, train_transform
-from aigid.methods.lol.config import LoLConfig
+from aigid.methods.lol.config import TEST_SETS, LoLConfig
 from aigid.methods.lol.model import LoLDetector, random_masks
 from aigid.metrics import binary_metrics, mean_std, per_subset_summary
 
@@ -42,6 +42,7 @@ class LoLTrainer:
             config.batch_size, shuffle=True, num_workers=num_workers, seed=config.seed, drop_last=False,
         )
         tests = select_test_samples(index, config)
+        self.averaged = TEST_SETS.averaged(index.layout, tests)
         self.eval_batch = max(config.batch_size, 32)
         self.test_loaders, self.decoded_tests = {}, {}
         if test_images is not None and test_images.crop == config.crop and test_images.available():
@@ -107,7 +108,7 @@ class LoLTrainer:
                     labels.append(batch_labels)
             if labels:
                 per_subset[subset] = binary_metrics(torch.cat(scores).numpy(), torch.cat(labels).numpy())
-        return per_subset_summary(per_subset)
+        return per_subset_summary(per_subset, averaged=self.averaged)
 
     def run(self) -> Iterator[dict]:
         """Train from the current epoch to `config.epochs`, yielding metrics after each evaluation."""

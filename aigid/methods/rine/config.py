@@ -3,13 +3,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from aigid.data.layouts import UFD_TEST_SETS
 from aigid.methods.config import FlatConfig
+from aigid.metrics import PaperTestSets
 
 CLASS_SETTINGS = {  # §4.1: ProGAN training classes of the 1-, 2- and 4-class settings
     1: ("horse",),
     2: ("chair", "horse"),
     4: ("car", "cat", "chair", "horse"),
 }
+# §4.1 / Tables 2-4 average 20 test sets: UFD's folders without whichfaceisreal (the authors'
+# get_generators() in mever-team/rine src/utils.py lists the same 20).
+TEST_SETS = PaperTestSets({"ufd": tuple(s for s in UFD_TEST_SETS if s != "whichfaceisreal")},
+                          source="RINE §4.1, Tables 2-4: 20 test sets")
 ABLATIONS = (None, "contrastive", "tie", "intermediate")  # Table 4: the full model, then "w/o ..."
 TAPS = ("ln_2", "block")
 SELECTIONS = ("val", "test")
@@ -47,7 +53,7 @@ class RINEConfig(FlatConfig):
     crop: int = 224  # §4.2: random crop 224 (train), centre crop 224 (test), no resizing
     blur_prob: float = 0.5  # §4.2 (CNNDetection recipe): Gaussian blur, σ ~ U[0, 3], on half the training views
     jpeg_prob: float = 0.5  # §4.2 (CNNDetection recipe): JPEG at quality 30 or 100 on half the training views
-    select_on: str = "val"  # best config of a grid by ACC+AP on the held-out val split; "test" = the paper's way (§4.4)
+    select_on: str = "test"  # §4.4 and the authors' best_configs(): best config by test ACC + AP; "val": held-out val
     seed: int = 0  # head init, batch order, dropout, and the augmentation of the cached training views
 
     def __post_init__(self):

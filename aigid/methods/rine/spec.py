@@ -1,6 +1,6 @@
 """RINE as aigid runs it: heads trained on the features of one frozen-CLIP pass per sweep."""
 from aigid.features import SharedFeatures
-from aigid.methods.rine.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, RINEConfig
+from aigid.methods.rine.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, RINEConfig, TEST_SETS
 from aigid.methods.rine.trainer import RINETrainer, check_data, feature_requests
 from aigid.methods.spec import MethodSpec
 from aigid.selection import Selection
@@ -8,10 +8,10 @@ from aigid.selection import Selection
 
 class RINESelection(Selection):
     """§4.4: the best config has the highest ACC + AP, on the split its config selects on
-    (`select_on`: the held-out val split by default, the test sets as the paper does)."""
+    (`select_on`: the test sets by default, as the paper and the authors' code do; "val": held out)."""
 
     def keys_for(self, config: dict) -> tuple[str, ...]:
-        split = "val" if config.get("select_on", "val") == "val" else "test/mean"
+        split = "val" if config.get("select_on", "test") == "val" else "test/mean"
         return (f"{split}/acc", f"{split}/ap")
 
 
@@ -20,6 +20,7 @@ RINE = MethodSpec(
     summary="RINE: intermediate CLIP blocks, on cached features",
     config_cls=RINEConfig,
     trainer_cls=RINETrainer,
+    test_sets=TEST_SETS,
     layout="ufd",  # §4.1: trained on ProGAN (ForenSynths), tested on the UFD collection
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,

@@ -20,7 +20,7 @@ from aigid.data.subsets import nested_subsample
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows
 from aigid.methods.rine.augment import CNNDetectionAugment
-from aigid.methods.rine.config import CLASS_SETTINGS, RINEConfig
+from aigid.methods.rine.config import CLASS_SETTINGS, TEST_SETS, RINEConfig
 from aigid.methods.rine.model import RINEHead, rine_loss
 from aigid.methods.spec import OneModelCheckpoints
 from aigid.metrics import binary_metrics, held_out_summary
@@ -54,7 +54,7 @@ def select_validation_samples(index: DatasetIndex, config: RINEConfig):
 
 
 def select_test_samples(index: DatasetIndex) -> dict:
-    """Every test set found (the paper evaluates on all 20)."""
+    """Every test set found: the paper's 20 make the mean (TEST_SETS), any other is an extra column."""
     return {subset: index.select(index.test_split, subsets=[subset]) for subset in index.subsets(index.test_split)}
 
 
@@ -96,6 +96,7 @@ class RINETrainer(OneModelCheckpoints):
         validation = select_validation_samples(index, config)
         self.val = LabelledRows(evaluation, validation) if validation else None
         self.tests = {subset: LabelledRows(evaluation, samples) for subset, samples in select_test_samples(index).items()}
+        self.averaged = TEST_SETS.averaged(index.layout, self.tests)
         n_blocks, width = self.views[0].features[config.output].shape[1:]
         last_only = config.without == "intermediate"
         torch.manual_seed(config.seed)
@@ -136,8 +137,8 @@ class RINETrainer(OneModelCheckpoints):
         return binary_metrics(torch.cat(scores).numpy(), part.labels.numpy())
 
     def evaluate(self) -> dict:
-        """Centre-crop ACC/AP on every test set (`test/<subset>/...`, `test/mean/...`) and on val."""
-        return held_out_summary(self.metrics, self.tests, self.val)
+        """Centre-crop ACC/AP on every test set (`test/<subset>/...`; `test/mean/...` over the paper's) and on val."""
+        return held_out_summary(self.metrics, self.tests, self.val, self.averaged)
 
     def run(self) -> Iterator[dict]:
         while self.epoch < self.config.epochs:
@@ -165,6 +166,6 @@ def check_data(config: RINEConfig, index: DatasetIndex) -> None:
         )
     if config.select_on == "val" and not select_validation_samples(index, config):
         raise DataError(f"select_on='val' needs {VAL_SPLIT}/<class>/ images of {list(config.class_names)} under "
-                        f"{index.root}; add them or pass --set select_on=test (the paper's selection on the test sets)")
+                        f"{index.root}; add them or drop --set select_on=val (the paper selects on the test sets)")
     select_training_samples(index, config)
     select_test_samples(index)

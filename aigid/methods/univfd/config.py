@@ -23,9 +23,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from aigid.errors import ConfigError
+from aigid.data.layouts import UFD_TEST_SETS
 from aigid.methods.config import FlatConfig
+from aigid.metrics import PaperTestSets
 from aigid.methods.rine.config import CLASS_SETTINGS
 
+# UnivFD's tables (Ojha et al., CVPR 2023) average 19 of UFD's folders: no stylegan2, no whichfaceisreal.
+TEST_SETS = PaperTestSets({"ufd": ("progan", "cyclegan", "biggan", "stylegan", "gaugan", "stargan", "deepfake",
+                                   "seeingdark", "san", "crn", "imle", "guided", "ldm_200", "ldm_200_cfg", "ldm_100",
+                                   "glide_100_27", "glide_50_27", "glide_100_10", "dalle")},
+                          source="UnivFD Tables 1-2: 19 test sets")
+assert set(TEST_SETS.by_layout["ufd"]) <= set(UFD_TEST_SETS)
 ALL_CLASSES = 20  # `classes` value meaning every ProGAN class found (ForenSynths has 20)
 CLASS_CHOICES = (*sorted(CLASS_SETTINGS), ALL_CLASSES)
 OUTPUT = "embedding"  # aigid.features.OUTPUTS: the pooled, projected image embedding (768-d for ViT-L/14)

@@ -20,7 +20,7 @@ from aigid.data.subsets import test_subsets
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
 from aigid.methods.rine.config import CLASS_SETTINGS
-from aigid.methods.univfd.config import ALL_CLASSES, OUTPUT, UnivFDConfig
+from aigid.methods.univfd.config import ALL_CLASSES, OUTPUT, TEST_SETS, UnivFDConfig
 from aigid.methods.spec import OneModelCheckpoints
 from aigid.metrics import binary_metrics, held_out_summary
 
@@ -98,6 +98,7 @@ class UnivFDTrainer(OneModelCheckpoints):
         validation = select_validation_samples(index, config)
         self.val = LabelledRows(table, validation) if validation else None
         self.tests = {subset: LabelledRows(table, samples) for subset, samples in select_test_samples(index).items()}
+        self.averaged = TEST_SETS.averaged(index.layout, self.tests)
         # the training rows and labels as tensors, so a batch is two gathers (no per-sample Python)
         self.train_rows = torch.from_numpy(self.train.rows).to(self.features.device)
         self.train_labels = self.train.labels.to(self.features.device)
@@ -148,7 +149,7 @@ class UnivFDTrainer(OneModelCheckpoints):
 
     def evaluate(self) -> dict:
         """ACC@0.5 / AP per test set (`test/<subset>/...`, `test/mean/...`), and on val where present."""
-        return held_out_summary(self.metrics, self.tests, self.val)
+        return held_out_summary(self.metrics, self.tests, self.val, self.averaged)
 
     def run(self) -> Iterator[dict]:
         parts = [self.train, *self.tests.values(), *([self.val] if self.val is not None else [])]
