@@ -99,3 +99,29 @@ def test_rine_rules_pool_seeds_and_break_val_ties_by_loss():
         assert rine["best_points"](order, rine["by_val_rule"])[setting][0].config["q"] == 2  # tie at 2.0, loss 0.10
     text = str(rine["table"](trials))
     assert "test ACC+AP (§4.4)" in text and "val ACC+AP" in text
+
+
+def _lol_trial(train, accs_by_epoch):
+    """A finished LoL trial trained on `train` whose test/<s>/acc over epochs is `accs_by_epoch[s]`."""
+    epochs = len(next(iter(accs_by_epoch.values())))
+    history = []
+    for e in range(epochs):
+        row = {"epoch": e + 1, **{f"test/{s}/acc": v[e] for s, v in accs_by_epoch.items()},
+               **{f"test/{s}/ap": v[e] for s, v in accs_by_epoch.items()}}
+        row["test/mean/acc"] = row["test/mean/ap"] = float(np.mean([v[e] for v in accs_by_epoch.values()]))
+        history.append(row)
+    return Trial(f"train_subset={train} s0", {"train_subset": train, "seed": 0}, FINISHED, final=history[-1],
+                 history=tuple(history), layout="genimage")
+
+
+def test_lol_matrix_is_the_final_checkpoint_and_table1_its_column_means():
+    lol = runpy.run_path(str(SWEEPS / "lol_cross_generator.py"))
+    trials = [_lol_trial("adm", {"adm": [0.5, 0.6, 0.7, 0.8, 0.9, 1.0], "sdv14": [0.5] * 5 + [0.6]}),
+              _lol_trial("sdv14", {"adm": [0.5] * 5 + [0.8], "sdv14": [0.9] * 6})]
+    rows, tests, values = lol["matrix"](trials)
+    assert rows == ["adm", "sdv14"] and tests == ["adm", "sdv14"]
+    np.testing.assert_allclose(values, [[1.0, 0.6], [0.8, 0.9]])  # the last epoch, not a five-epoch mean
+    table1 = str(lol["table1"](trials))
+    assert "90.0" in table1 and "75.0" in table1 and "82.5" in table1  # columns (1.0+0.8)/2, (0.6+0.9)/2; mean
+    fig6 = str(lol["fig6_table"](trials))
+    assert "66.0 (±8.6)" in fig6  # adm's Avg. ACC over its final five epochs: 0.55, 0.6, 0.65, 0.7, 0.8
