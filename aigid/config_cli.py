@@ -56,4 +56,9 @@ def show(args) -> int:
     if by_dataset:
         print(f"\nNone = by dataset: {by_dataset}")
     print(f"\noffline (synthetic stand-in) overrides: {dict(method.offline)}\nsmoke overrides: {dict(method.smoke)}")
+    print("\ntest sets the paper's means cover: " + "; ".join(
+        f"{layout}: {len(sets)} ({', '.join(sets)})" for layout, sets in method.test_sets.by_layout.items())
+        + f" [{method.test_sets.source}]")
+    for what, choice in method.choices.items():
+        print(f"paper silent on {what}: {choice}")
     return 0

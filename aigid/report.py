@@ -141,3 +141,9 @@ def averaged_note(trials: Sequence[Trial], paper: PaperTestSets, prefix: str = "
     if extra:
         note += f"; shown, not averaged: {', '.join(extra)}"
     return note
+
+
+def choices_table(choices) -> Table | None:
+    """The protocol choices a method made where its paper is silent, as a table under its results."""
+    rows = [["where the paper is silent", "choice"], *([k, v] for k, v in choices.items())]
+    return render(rows, title="Protocol choices") if choices else None

@@ -7,7 +7,7 @@ A cell is the Avg. ACC after the last epoch.
 """
 from aigid.methods import APN
 from aigid.methods.apn import ABLATIONS
-from aigid.report import final, rows_table
+from aigid.report import averaged_note, final, rows_table
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
 
@@ -24,7 +24,7 @@ def table(trials):
     return rows_table(trials, "ablation", LINES,
                       {"modules": lambda line, _: PAPER[line][0], "Avg. ACC (%)": lambda line, here: final(here, "test/mean/acc"),
                        "paper": lambda line, _: str(PAPER[line][1])},
-                      title="APN Table 4(a) — Avg. ACC (%) over all GenImage test subsets per module ablation")
+                      title=f"APN Table 4(a) — Avg. ACC (%) per module ablation; {averaged_note(trials, APN.test_sets)}")
 
 
 SWEEP = Sweep(name="apn_ablation", method=APN, plan=grid(ablation=LINES), table=table, doc=__doc__)

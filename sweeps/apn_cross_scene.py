@@ -7,7 +7,7 @@ Offline, DF is the synthetic stand-in written beside the synthetic GenImage one.
 """
 from aigid.methods import APN
 from aigid.methods.apn.config import SYNTHETIC_TEST_ROOT
-from aigid.report import final, rows_table
+from aigid.report import averaged_note, final, rows_table
 from trainables.launcher import main
 from trainables.sweep import Offline, Option, Sweep, grid
 
@@ -20,7 +20,8 @@ def table(trials):
         "ImageNet ACC (%)": lambda s, here: final(here, "test/mean/acc"),
         "LSUN ACC (%)": lambda s, here: final(here, "test_lsun_bedroom/mean/acc"),
         "paper ImageNet": lambda s, _: str(PAPER[s][0]), "paper LSUN": lambda s, _: str(PAPER[s][1])},
-        title="APN Table 3 — ACC (%) on the training generator's ImageNet (GenImage) and LSUN-Bedroom (DF) images")
+        title="APN Table 3 — ACC (%) on the training generator's ImageNet (GenImage) images, and on LSUN-Bedroom "
+              "(DF) the mean of the real images' and the generator's fake images' ACC (§4.3)")
 
 
 SWEEP = Sweep(

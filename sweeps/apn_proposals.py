@@ -1,12 +1,12 @@
 """APN, Table 4(b): the number of frequency-band proposals K.
 
-GenImage (train SD v1.4, test all eight subsets) or, with --data on DiffusionForensics,
-DF (train ADM, test every LSUN-Bedroom generator): the dataset's layout picks the paper's
-training subset and epochs (§4.1.3, §4.2). A cell is the Avg. ACC over the test subsets
-after the last epoch (mean ± std over seeds with --seeds).
+GenImage (train SD v1.4, Avg. over the eight subsets) or, with --data on DiffusionForensics,
+DF (train ADM; Avg. over Table 2's nine columns: the LSUN-Bedroom reals once and each
+generator's fakes alone): the dataset's layout picks the paper's training subset and epochs
+(§4.1.3, §4.2). A cell is that Avg. ACC after the last epoch (mean ± std over seeds with --seeds).
 """
 from aigid.methods import APN
-from aigid.report import final, rows_table
+from aigid.report import averaged_note, final, rows_table
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
 
@@ -18,7 +18,7 @@ def table(trials):
     return rows_table(trials, "num_proposals", PROPOSALS, {
         "Avg. ACC (%)": lambda k, here: final(here, "test/mean/acc"),
         "paper GenImage": lambda k, _: str(PAPER[k][0]), "paper DF": lambda k, _: str(PAPER[k][1])},
-        title="APN Table 4(b) — Avg. ACC (%) over all test subsets by number of proposals K")
+        title=f"APN Table 4(b) — Avg. ACC (%) by number of proposals K; {averaged_note(trials, APN.test_sets)}")
 
 
 SWEEP = Sweep(name="apn_proposals", method=APN, plan=grid(num_proposals=PROPOSALS), table=table, doc=__doc__)

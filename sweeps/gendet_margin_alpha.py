@@ -6,7 +6,7 @@ rates (§4.1). The frozen CLIP pass runs once for the grid. A cell is Avg. ACC /
 the test subsets after the classifier's last epoch (mean ± std over seeds with --seeds). ACC is at threshold 0.5 on both datasets.
 """
 from aigid.methods import GENDET
-from aigid.report import final, grid_table, label, render
+from aigid.report import averaged_note, final, grid_table, label, render
 from aigid.trials import finished
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
@@ -23,10 +23,11 @@ def cell(trials):
 
 def table(trials):
     ours = grid_table(trials, "margin", "alpha", cell, rows=MARGINS, cols=ALPHAS,
-                      title="GenDet Table 5 — Avg. ACC / mAP (%) over all test subsets, after the classifier")
+                      title="GenDet Table 5 — The impact of hyperparameters M and α: Avg. Acc (%) / mAP (%) after "
+                            f"the classifier; {averaged_note(trials, GENDET.test_sets)}")
     paper = render([["margin \\ alpha", *map(label, ALPHAS)]]
                    + [[label(m)] + [" / ".join(map(str, PAPER[(m, a)])) if (m, a) in PAPER else "—" for a in ALPHAS]
-                      for m in MARGINS], title="the paper's Table 5 (UniversalFakeDetect, CLIP ViT-L/14)")
+                      for m in MARGINS], title="the paper's Table 5 (UniversalFakeDetect, CLIP:ViT)")
     return [ours, off_grid(trials), paper]
 
 

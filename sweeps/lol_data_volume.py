@@ -12,7 +12,7 @@ from aigid.errors import UserError
 from aigid.figures import curve
 from aigid.methods import LOL
 from aigid.methods.lol import LoLConfig, select_training_samples
-from aigid.report import grid_table, pct, pooled
+from aigid.report import averaged_note, grid_table, pct, pooled
 from trainables.launcher import main
 from trainables.sweep import Offline, Sweep, grid
 
@@ -36,7 +36,8 @@ def table(trials):
         return f"{pct(pooled(here, 'test/mean/acc'))} / {pct(pooled(here, 'test/mean/ap'))}"
 
     return grid_table(trials, "train_volume", "backbone", cell,
-                      title="LoL Table 2 — Avg. ACC / Avg. AP (%) over all test subsets, mean (±std) of the last epochs")
+                      title="LoL Table 2 — Avg. ACC / Avg. AP (%), mean (±std) over the final five epochs; "
+                            f"Avg.: {averaged_note(trials, LOL.test_sets)}")
 
 
 def volume_curves(trials, out_dir, synthetic):

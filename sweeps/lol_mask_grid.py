@@ -4,7 +4,7 @@ Trains on GenImage SD v1.4 (§4.5) and tests on all eight GenImage subsets; each
 average accuracy over the test subsets, mean ± std over the final five epochs (§4.3).
 """
 from aigid.methods import LOL
-from aigid.report import grid_table, pct, pooled
+from aigid.report import averaged_note, grid_table, pct, pooled
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
 
@@ -15,7 +15,8 @@ ASPECT_RATIOS = [(1.0, 1.0), (0.5, 2.0), (0.33, 3.0)]  # Table 3 columns
 def table(trials):
     return grid_table(trials, "mask_ratio", "aspect_ratio", lambda cell: pct(pooled(cell, "test/mean/acc")),
                       rows=MASK_RATIOS, cols=ASPECT_RATIOS,
-                      title="LoL Table 3 — Avg. ACC (%) over all test subsets, mean (±std) of the last epochs")
+                      title="LoL Table 3 — Avg. ACC (%), mean (±std) over the final five epochs; "
+                            f"Avg.: {averaged_note(trials, LOL.test_sets)}")
 
 
 SWEEP = Sweep(name="lol_mask_grid", method=LOL, plan=grid(mask_ratio=MASK_RATIOS, aspect_ratio=ASPECT_RATIOS),

@@ -15,7 +15,8 @@ import numpy as np
 
 from aigid.figures import SYNTHETIC
 from aigid.methods import RINE
-from aigid.report import render
+from aigid.metrics import subset_key
+from aigid.report import averaged_note, paper_columns, render
 from aigid.trials import finished, where
 from trainables.launcher import main
 from trainables.sweep import Grid, Sweep
@@ -29,6 +30,12 @@ EPOCHS = [1, 3, 5, 10, 15]  # §5.4 evaluation points
 def pct(values):
     values = [v for v in values if not np.isnan(v)]
     return f"{100 * np.mean(values):.1f} (max {100 * np.max(values):.1f})" if values else "—"
+
+
+def cell(values) -> str:
+    """The mean of `values` (%), '—' when none was reached."""
+    values = [v for v in values if not np.isnan(v)]
+    return f"{100 * np.mean(values):.1f}" if values else "—"
 
 
 def table(trials):
@@ -46,8 +53,28 @@ def table(trials):
             row.append(f"{pct([t.at_epoch(1, 'test/mean/acc') for t in here])} / "
                        f"{pct([t.at_epoch(1, 'test/mean/ap') for t in here])}")
         size.append([f"{classes}-class", *row])
-    return [render(duration, title="RINE Fig. 5 — ACC / AP (%) after each epoch, mean (max) over the 3 best configs"),
-            render(size, title="RINE Fig. 6 — ACC / AP (%) after 1 epoch on a fraction of the training set")]
+    note = averaged_note(trials, RINE.test_sets)
+    return [render(duration, title=f"RINE Fig. 5 — ACC / AP (%) after each epoch, mean (max) over the 3 best configs; {note}"),
+            render(size, title=f"RINE Fig. 6 — ACC / AP (%) after 1 epoch on a fraction of the training set; {note}"),
+            per_test_set(trials)]
+
+
+def fraction_rows(trials):
+    """Fig. 6's points: {(classes, fraction): the 1-epoch trials of the best config on that fraction}."""
+    done = finished(trials)
+    return {(c, f): here for c in SETTINGS for f in FRACTIONS
+            if (here := where(where(done, classes=c, paper_config=1), train_fraction=f))}
+
+
+def per_test_set(trials):
+    """Fig. 6 per test set: ACC after one epoch of each class setting and training fraction."""
+    tests = paper_columns(trials, RINE.test_sets)
+    rows = [["# cl.", "fraction", *tests]]
+    for (classes, fraction), here in fraction_rows(trials).items():
+        rows.append([f"{classes}-class", f"{int(100 * fraction)} %",
+                     *[cell([t.at_epoch(1, subset_key(s, "acc")) for t in here]) for s in tests]])
+    return render(rows, title="RINE Fig. 6 per test set — ACC (%) after 1 epoch on a fraction of the training set") \
+        if len(rows) > 1 else None
 
 
 def curves(trials, out_dir, synthetic):
@@ -83,6 +110,29 @@ def curves(trials, out_dir, synthetic):
     fig.suptitle(f"{SYNTHETIC if synthetic else ''}RINE §5.4-5.5: training duration and data size", fontsize=10)
     fig.tight_layout()
     fig.savefig(os.path.join(out_dir, "fig5_fig6_training.png"), dpi=110)
+    plt.close(fig)
+    points = fraction_rows(trials)
+    tests = paper_columns(trials, RINE.test_sets)
+    settings = sorted({c for c, _ in points})
+    if not points or not tests:
+        return
+    fig, axes = plt.subplots(len(settings), 1, figsize=(2 + 0.55 * len(tests), 2.6 * len(settings) + 0.6),
+                             squeeze=False)
+    width = 0.8 / len(FRACTIONS)
+    for ax, classes in zip(axes[:, 0], settings):
+        for k, fraction in enumerate(FRACTIONS):
+            here = points.get((classes, fraction), [])
+            acc = [np.nanmean([t.at_epoch(1, subset_key(s, "acc")) for t in here]) if here else np.nan for s in tests]
+            ax.bar(np.arange(len(tests)) + (k - 1.5) * width, acc, width, label=f"{int(100 * fraction)} %")
+        ax.axhline(0.5, color="grey", linestyle="--", linewidth=0.8)
+        ax.yaxis.set_major_formatter(lambda v, _: f"{100 * v:.0f}")
+        ax.set_xticks(np.arange(len(tests)), tests, rotation=45, ha="right", fontsize=8)
+        ax.set(ylabel="ACC (%)", title=f"{classes}-class")
+        ax.legend(fontsize=7, title="training set", title_fontsize=7, ncol=len(FRACTIONS))
+    fig.suptitle(f"{SYNTHETIC if synthetic else ''}RINE Fig. 6 per test set: ACC after 1 epoch by training-set "
+                 "fraction (dashed: chance)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(os.path.join(out_dir, "fig6_per_test_set.png"), dpi=110)
     plt.close(fig)
 
 

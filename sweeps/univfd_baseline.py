@@ -8,7 +8,7 @@ Avg. ACC / mAP (%) over the test sets after the last epoch (mean ± std over see
 """
 from aigid.methods import UNIVFD
 from aigid.methods.univfd.config import CLASS_CHOICES
-from aigid.report import final, grid_table
+from aigid.report import averaged_note, final, grid_table
 from trainables.launcher import main
 from trainables.sweep import Offline, Sweep, grid
 
@@ -20,7 +20,8 @@ def table(trials):
     return grid_table(trials, "classes", "lr",
                       lambda cell: f"{final(cell, 'test/mean/acc')} / {final(cell, 'test/mean/ap')}",
                       rows=CLASSES,
-                      title="UnivFD — Avg. ACC / mAP (%) over all test sets, after the last epoch")
+                      title="UnivFD — Avg. ACC / mAP (%) after the last epoch; "
+                            f"{averaged_note(trials, UNIVFD.test_sets)}")
 
 
 SWEEP = Sweep(name="univfd_baseline", method=UNIVFD,

@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from aigid.errors import UserError
-from aigid.report import tables_of
 from aigid.trials import Trial, best_point
 
 SWEEPS_DIR = Path(__file__).resolve().parent.parent / "sweeps"
@@ -119,7 +118,7 @@ def tables_text(finished: Finished, sweeps: dict) -> str:
     sweep = sweeps.get(finished.meta["sweep"])
     if sweep is None:
         return f"(as printed when it ended; no sweeps/ script defines {finished.meta['sweep']!r})\n{finished.summary}"
-    return "\n\n".join(map(str, tables_of(sweep.table(finished.trials))))
+    return "\n\n".join(map(str, sweep.tables(finished.trials)))
 
 
 def side_by_side(left: str, right: str, gap: int = 4) -> str:

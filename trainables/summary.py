@@ -11,7 +11,7 @@ from mlflow.entities import Metric, RunTag
 
 from aigid.figures import sweep_figures
 from aigid.metrics import subset_key, subsets_in
-from aigid.report import Table, tables_of
+from aigid.report import Table
 from aigid.selection import SCORE, Selection
 from aigid.trials import FAILED, FINISHED, Trial, best_point, point_name
 from trainables.trainable import decode
@@ -145,7 +145,7 @@ def report(sweep, trials: list[Trial], client, parent: str, meta: dict, *, folde
     best = best_point(trials, selection.mode)
     metrics, tags = headline(trials, best, list(meta["axes"]))
     client.log_batch(parent, metrics=metrics, tags=tags)
-    tables = tables_of(sweep.table(trials))
+    tables = sweep.tables(trials)
     text = "\n\n".join(part for part in (*map(str, tables), outcome(trials, best, selection)) if part)
     meta = {"sweep": sweep.name, "method": sweep.method.name, **meta,
             "ranked_by": selection.describe(trials[0].config if trials else None)}

@@ -13,6 +13,7 @@ from typing import Callable, Sequence
 
 from aigid.errors import UserError
 from aigid.methods.spec import MethodSpec
+from aigid.report import choices_table, tables_of
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,10 @@ class Sweep:
     figures: Callable | None = None  # (trials, out_dir, synthetic) -> None: the paper's figures, as PNGs
     options: tuple[Option, ...] = ()
     variants: tuple[Variant, ...] = ()
+
+    def tables(self, trials) -> list:
+        """The paper's tables of `trials`, then the method's protocol choices where the paper is silent."""
+        return [*tables_of(self.table(trials)), *filter(None, [choices_table(self.method.choices)])]
 
     def axes(self, synthetic: bool) -> dict[str, list]:
         """Every field the plan sets per point, with the values it takes, in first-seen order."""

@@ -79,6 +79,9 @@ class MethodSpec:
     # False where the score measures the method's detector only in its last epochs (GenDet's classifier
     # comes last): ASHA would rank trials on something else, so it is refused.
     early_stopping: bool = True
+    # Where the paper leaves its evaluation protocol unstated, the choice made: {what: choice (why)},
+    # printed under every table of the method and by `aigid config`.
+    choices: Mapping[str, str] = field(default_factory=dict)
 
     @property
     def uses_feature_store(self) -> bool:

@@ -24,6 +24,11 @@ TEST_SETS = PaperTestSets({"genimage": SUBSET_IDS,
                            "diffusionforensics": (REAL_SET, "adm", "dalle2", "diff-projectedgan", "iddpm", "if",
                                                   "midjourney", "projectedgan", "sdv1")},
                           source="APN Table 1: GenImage's 8 subsets; Table 2: DF's Real + 8 generators")
+CHOICES = {  # where the paper is silent (aigid.methods.spec.MethodSpec.choices)
+    "ACC threshold": "P(fake) >= 0.5",
+    "Table 3 LSUN column": "(ACC on the scene's reals + ACC on the generator's fakes) / 2 ('the average detection "
+                           "accuracy for real images and corresponding generator-generated images', §4.3)",
+}
 SYNTHETIC_TEST_ROOT = "synthetic"  # test_root value: the synthetic DF stand-in beside a synthetic training set
 # GenImage generator -> its folder names in DF (§4.1.3 / Table 3: SD v1, ADM, Midjourney).
 DF_NAMES = {"sdv14": ("sdv1",), "sdv15": ("sdv1",), "adm": ("adm",),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from aigid.errors import ConfigError
-from aigid.methods.apn.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, APNConfig, TEST_SETS
+from aigid.methods.apn.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, APNConfig, CHOICES, TEST_SETS
 from aigid.methods.apn.trainer import APNTrainer, check_data, open_test_index
 from aigid.methods.spec import MethodSpec
 
@@ -21,6 +21,7 @@ APN = MethodSpec(
     config_cls=APNConfig,
     trainer_cls=APNTrainer,
     test_sets=TEST_SETS,
+    choices=CHOICES,
     layout="genimage",  # §4.1.1: GenImage (DiffusionForensics with --data)
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,

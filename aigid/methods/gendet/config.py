@@ -14,6 +14,11 @@ from aigid.metrics import PaperTestSets
 # Table 3 averages GenImage's eight subsets.
 TEST_SETS = PaperTestSets({"ufd": UNIVFD_TEST_SETS.by_layout["ufd"], "genimage": SUBSET_IDS},
                           source="GenDet Tables 1-2, 5: UFD's 19 test sets; Table 3: GenImage's 8")
+CHOICES = {  # where the paper is silent (aigid.methods.spec.MethodSpec.choices)
+    "ACC threshold on UFD": "P(fake) >= 0.5 (§4.1 'follows UniversalFakeDetect to compute the threshold': UFD's "
+                            "reported accuracy is at 0.5; GenImage's is 0.5 as stated)",
+    "CLIP feature read as tokens": "see `reading` in `aigid config gendet` (the paper names no token layout)",
+}
 # Tables 1-2's lower rows, top to bottom: the teacher alone; teacher-student anomaly detection
 # trained on real images only (eq. 1); with fake images too (eq. 1 + 2, no augmenter); GenDet.
 VARIANTS = ("teacher", "ts_real", "ts_fake", "full")

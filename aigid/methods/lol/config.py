@@ -9,6 +9,12 @@ from aigid.metrics import PaperTestSets
 
 # Table 1 and Figs. 4-5: every model is tested on GenImage's eight subsets.
 TEST_SETS = PaperTestSets({"genimage": SUBSET_IDS}, source="LoL Table 1, Figs. 4-5: GenImage's 8 subsets")
+CHOICES = {  # where the paper is silent (aigid.methods.spec.MethodSpec.choices)
+    "ACC threshold": "P(fake) >= 0.5 (§4.3 follows DIRE and LaRE², whose ACC is at 0.5)",
+    "AP positive class": "the generated images (label 1), ranked by P(fake), as DIRE's average_precision_score",
+    "aspect-ratio draw": "r_aspect ~ U(low, high) on a linear scale, like r_mask (§4.5.3: 'randomly selected "
+                         "within a specified range')",
+}
 
 
 def _check_range(name: str, value, low: float, high: float | None) -> tuple[float, float]:

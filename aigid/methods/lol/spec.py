@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from aigid.data.decoded import decode_once
-from aigid.methods.lol.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig, TEST_SETS
+from aigid.methods.lol.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig, CHOICES, TEST_SETS
 from aigid.methods.lol.trainer import LoLTrainer, check_data, select_test_samples
 from aigid.methods.spec import MethodSpec
 from aigid.selection import Selection
@@ -27,6 +27,7 @@ LOL = MethodSpec(
     config_cls=LoLConfig,
     trainer_cls=LoLTrainer,
     test_sets=TEST_SETS,
+    choices=CHOICES,
     layout="genimage",  # §4.1: GenImage
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,

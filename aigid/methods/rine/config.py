@@ -16,6 +16,11 @@ CLASS_SETTINGS = {  # §4.1: ProGAN training classes of the 1-, 2- and 4-class s
 # get_generators() in mever-team/rine src/utils.py lists the same 20).
 TEST_SETS = PaperTestSets({"ufd": tuple(s for s in UFD_TEST_SETS if s != "whichfaceisreal")},
                           source="RINE §4.1, Tables 2-4: 20 test sets")
+CHOICES = {  # where the paper is silent (aigid.methods.spec.MethodSpec.choices)
+    "best config": "test ACC + AP, means over the 20 sets (§4.4 and the authors' best_configs()); the val rule "
+                   "shown beside it breaks ties by val BCE",
+    "ACC threshold": "P(fake) >= 0.5, as the authors' accuracy_score on rounded scores",
+}
 ABLATIONS = (None, "contrastive", "tie", "intermediate")  # Table 4: the full model, then "w/o ..."
 TAPS = ("ln_2", "block")
 SELECTIONS = ("val", "test")

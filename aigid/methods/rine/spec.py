@@ -1,6 +1,6 @@
 """RINE as aigid runs it: heads trained on the features of one frozen-CLIP pass per sweep."""
 from aigid.features import SharedFeatures
-from aigid.methods.rine.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, RINEConfig, TEST_SETS
+from aigid.methods.rine.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, RINEConfig, CHOICES, TEST_SETS
 from aigid.methods.rine.trainer import RINETrainer, check_data, feature_requests
 from aigid.methods.spec import MethodSpec
 from aigid.selection import Selection
@@ -21,6 +21,7 @@ RINE = MethodSpec(
     config_cls=RINEConfig,
     trainer_cls=RINETrainer,
     test_sets=TEST_SETS,
+    choices=CHOICES,
     layout="ufd",  # §4.1: trained on ProGAN (ForenSynths), tested on the UFD collection
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,

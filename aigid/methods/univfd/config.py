@@ -34,6 +34,7 @@ TEST_SETS = PaperTestSets({"ufd": ("progan", "cyclegan", "biggan", "stylegan", "
                                    "glide_100_27", "glide_50_27", "glide_100_10", "dalle")},
                           source="UnivFD Tables 1-2: 19 test sets")
 assert set(TEST_SETS.by_layout["ufd"]) <= set(UFD_TEST_SETS)
+CHOICES = {"ACC threshold": "P(fake) >= 0.5, UnivFD's reported accuracy (its oracle-threshold accuracy is not used)"}
 ALL_CLASSES = 20  # `classes` value meaning every ProGAN class found (ForenSynths has 20)
 CLASS_CHOICES = (*sorted(CLASS_SETTINGS), ALL_CLASSES)
 OUTPUT = "embedding"  # aigid.features.OUTPUTS: the pooled, projected image embedding (768-d for ViT-L/14)

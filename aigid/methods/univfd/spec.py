@@ -1,7 +1,7 @@
 """UnivFD as aigid runs it: a linear probe trained on the embeddings of one frozen-CLIP pass per sweep."""
 from aigid.features import SharedFeatures
 from aigid.methods.spec import MethodSpec
-from aigid.methods.univfd.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, UnivFDConfig, TEST_SETS
+from aigid.methods.univfd.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, UnivFDConfig, CHOICES, TEST_SETS
 from aigid.methods.univfd.trainer import UnivFDTrainer, check_data, feature_requests
 
 UNIVFD = MethodSpec(
@@ -10,6 +10,7 @@ UNIVFD = MethodSpec(
     config_cls=UnivFDConfig,
     trainer_cls=UnivFDTrainer,
     test_sets=TEST_SETS,
+    choices=CHOICES,
     layout="ufd",  # the authors train on ForenSynths' ProGAN images and test on the UFD collection
     check_data=check_data,
     offline=OFFLINE_OVERRIDES,
