@@ -108,7 +108,7 @@ def box_plots(trials, out_dir, synthetic):
     shown = PAPER_BACKBONE if paper is not done else ", ".join(backbones)
     for name, axis, values, pool in (("fig3_backbones.png", "backbone", backbones, done),
                                      ("fig3_xi.png", "xi", sorted({t.config["xi"] for t in paper}), paper)):
-        fig, axes = plt.subplots(2, len(settings), figsize=(4 * len(settings) + 1, 6.5), squeeze=False)
+        fig, axes = plt.subplots(2, len(settings), figsize=(max(6.5, 4 * len(settings) + 1), 6.8), squeeze=False)
         for row, metric in enumerate(("acc", "ap")):
             for col, classes in enumerate(settings):
                 groups = {f"{axis}={v:g}" if axis == "xi" else v: [mean[metric](t) for t in pool if t.config[axis] == v
@@ -117,7 +117,7 @@ def box_plots(trials, out_dir, synthetic):
                 _boxes(axes[row, col], groups, f"test {metric.upper()} (%), mean over the test sets")
                 axes[row, col].set_title(f"{classes}-class", fontsize=9)
         what = "per backbone (a-c)" if axis == "backbone" else f"per ξ (d-f), {shown}"
-        fig.suptitle(f"{prefix}RINE Fig. 3: every grid config's test ACC / AP {what} (dashed: chance)", fontsize=10)
+        fig.suptitle(f"{prefix}RINE Fig. 3: every grid config's test ACC / AP\n{what} (dashed: chance)", fontsize=10)
         fig.tight_layout()
         fig.savefig(os.path.join(out_dir, name), dpi=110)
     pairs = sorted({(t.config["q"], t.config["proj_dim"]) for t in paper})
