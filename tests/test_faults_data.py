@@ -1,18 +1,35 @@
 """Faults in the data and the caches (issue 21): each is injected for real (bytes overwritten on disk, a
 full filesystem, a symlink loop, a huge image) and must either recover with the right result or stop
 with one line naming cause and fix, losing nothing finished."""
+import os
+import runpy
 import shutil
 import subprocess
+import sys
+import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
+from aigid.cli import main as cli_main
+from aigid.data.datasets import ImageDataset, UnreadableImageWarning, collate_skip_bad
 from aigid.data.decoded import decode_once
+from aigid.data.index import Sample
 from aigid.data.layouts import scan
-from aigid.data.transforms import test_transform as centre_crop
+from aigid.data.synthetic import make_synthetic
+from aigid.data.transforms import test_transform
 from aigid.errors import StorageError
 from aigid.features import FeatureRequest, FixedView, extract
 from aigid.methods.lol import LoLConfig, LoLTrainer, select_test_samples
+from trainables.launcher import main
+
+REPO = Path(__file__).parent.parent
+
+
+def load_sweep(name):
+    return runpy.run_path(str(REPO / "sweeps" / f"{name}.py"))["SWEEP"]
 
 
 @pytest.fixture
@@ -22,7 +39,7 @@ def test_paths(small_genimage):
 
 
 def request(paths, outputs=("block_cls_ln2",)):
-    return FeatureRequest("aigid-tiny-vit", None, outputs, paths, FixedView(centre_crop(224)))
+    return FeatureRequest("aigid-tiny-vit", None, outputs, paths, FixedView(test_transform(224)))
 
 
 @pytest.fixture
@@ -110,3 +127,65 @@ def test_a_disk_that_fills_while_decoding_is_one_line_and_a_rerun_completes(test
     resize("4m")
     entry = decode_once(test_paths, crop, disk, log=None)
     assert entry.available() and entry.open()[1].all()
+
+
+@pytest.fixture
+def linked_genimage(tmp_path):
+    """A synthetic GenImage tree, its images counted, then given a symlink loop, a dangling link, and a
+    folder link and an image link from ai/ into nature/ (another label's folder)."""
+    root = make_synthetic(tmp_path / "linked", n_train=2, n_test=1)
+    counts = scan(root).counts()
+    train = root / "imagenet_ai_0508_adm" / "train"
+    (train / "nature" / "deeper").mkdir()
+    (train / "nature" / "deeper" / "loop").symlink_to("..", target_is_directory=True)
+    (train / "nature" / "gone.png").symlink_to("no_such_file.png")
+    (train / "ai" / "from_nature").symlink_to("../nature", target_is_directory=True)
+    (train / "ai" / "one_real.png").symlink_to(train / "nature" / "real_0000.png")
+    return root, counts
+
+
+def test_symlink_loops_and_links_across_labels_count_each_image_once_with_a_skip_line(linked_genimage, capsys):
+    root, counts = linked_genimage
+    index = scan(root)
+    assert index.counts() == counts  # no image from the loop, none twice, none under the other label
+    lines = [p for p in index.problems if p.startswith("skipped")]
+    assert len(lines) == 3, lines
+    assert any("1 symlink(s) that loop back" in p and "deeper/loop ->" in p for p in lines)
+    assert any("1 broken symlink(s)" in p and "gone.png -> no_such_file.png" in p for p in lines)
+    assert any("2 symlink(s) into another labelled folder" in p for p in lines)
+
+    assert cli_main(["data", "inspect", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert all(f"  - {line}" in out for line in lines) and "unreadable images: 0 of" in out
+    assert main(load_sweep("lol_mask_grid"), ["--data", str(root), "--set", "train_volume=None", "--dry-run"]) == []
+    out = capsys.readouterr().out
+    assert all(f"[aigid] data: {line}" in out for line in lines)  # the sweep's data summary says it too
+
+
+def test_an_image_over_the_pixel_limit_is_skipped_like_an_unreadable_one_without_decoding_it(tmp_path, capsys):
+    root = make_synthetic(tmp_path / "huge", n_train=1, n_test=1)
+    huge = root / "imagenet_ai_0508_adm" / "val" / "ai" / "huge.png"
+    Image.new("1", (12000, 12000)).save(huge)  # 144 Mpx in a file of a few kB
+    measured = subprocess.run([sys.executable, "-c", PEAK_MEMORY, str(huge)], capture_output=True, text=True,
+                              check=True, env={**os.environ, "PYTHONPATH": str(REPO)})
+    reason, grown = measured.stdout.strip().rsplit(" ", 1)
+    assert "12000x12000 px is over aigid's limit of 40 Mpx" in reason and int(grown) < 50 * 2**20  # kB of maxrss
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        dataset = ImageDataset([Sample(str(huge), 1, "adm", "val")], test_transform(64))
+        with pytest.warns(UnreadableImageWarning, match="12000x12000 px is over"):
+            assert collate_skip_bad([dataset[0]])[2] == 1  # counted in data/skipped_files as unreadable images are
+    assert cli_main(["data", "inspect", str(root)]) == 0
+    out = capsys.readouterr().out
+    assert "unreadable images: 1 of" in out and f"{huge}: ValueError: 12000x12000 px is over" in out
+
+
+PEAK_MEMORY = """
+import resource, sys
+from aigid.data.datasets import UnreadableImage, load_rgb
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+try:
+    load_rgb(sys.argv[1])
+except UnreadableImage as error:
+    print(error.reason, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
+"""
