@@ -62,9 +62,14 @@ class RowsFile:
         return self.path.stat().st_size, self.crc
 
 
-def seal(folder: Path, streamed: dict[str, tuple[int, int]]) -> None:
-    """Write the entry's checksums, last: `streamed` (from RowsFile.close), the small files summed now."""
-    sums = {p.name: streamed.get(p.name) or (p.stat().st_size, crc32_of(p)) for p in sorted(folder.iterdir())}
+def seal(folder: Path, streamed: dict[str, tuple[int, int]] | None = None) -> None:
+    """Write the entry's checksums, or add those of files written since: `streamed` (from RowsFile.close),
+    any other file summed now (small ones: ok.npy, meta.json)."""
+    sums = json.loads((folder / SEAL).read_text()) if (folder / SEAL).is_file() else {}
+    sums.update(streamed or {})
+    for path in sorted(folder.iterdir()):
+        if path.name != SEAL and path.name not in sums:
+            sums[path.name] = (path.stat().st_size, crc32_of(path))
     (folder / SEAL).write_text(json.dumps(sums))
 
 

@@ -229,15 +229,16 @@ class FeatureStore:
             note(f"[aigid] feature store entry {entry} is damaged ({problem}): recomputing it")
         return None
 
-    def partial(self, request: FeatureRequest, key: str) -> Path:
-        """A fresh hidden folder for a pass to stream an entry into, its meta written first."""
-        folder = partial_folder(self.root, key)
-        (folder / META_FILE).write_text(json.dumps({"request": request.describe(), "paths": list(request.paths)}))
-        return folder
+    def partial(self, key: str) -> Path:
+        """A fresh hidden folder for a pass to stream an entry into."""
+        return partial_folder(self.root, key)
 
     def install(self, request: FeatureRequest, key: str, partial: Path) -> FeatureTable:
-        """Rename a sealed partial folder into place; a concurrent pass that got there first with the
-        same entry wins (its rows are the same)."""
+        """Add the meta to a sealed partial folder (after the rows: a full disk is met with their size
+        known) and rename it into place; a concurrent pass that got there first with the same entry
+        wins (its rows are the same)."""
+        (partial / META_FILE).write_text(json.dumps({"request": request.describe(), "paths": list(request.paths)}))
+        seal(partial)
         entry = self.path(key)
         try:
             partial.rename(entry)
@@ -386,14 +387,13 @@ def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu",
             continue
         for leftover in remove_dead_partials(store.root):
             note(f"[aigid] removed {leftover} from {store.root}: left by a killed feature pass")
-        with disk_full_is_an_error(store.root, lambda: None):  # its size is known from the first batch on
-            partial = store.partial(request, keys[i])
-        try:
-            compute_table(request, encoders[which], device=device, batch_size=batch_size, num_workers=num_workers,
-                          folder=partial, log=log)
-            tables[i] = store.install(request, keys[i], partial)
-        finally:
-            if partial is not None:
+        with disk_full_is_an_error(store.root, lambda: None):  # the rows' writes name their size (compute_table)
+            partial = store.partial(keys[i])
+            try:
+                compute_table(request, encoders[which], device=device, batch_size=batch_size,
+                              num_workers=num_workers, folder=partial, log=log)
+                tables[i] = store.install(request, keys[i], partial)
+            finally:
                 shutil.rmtree(partial, ignore_errors=True)  # gone already once installed
     return tables, {"computed": len(requests) - cached, "cached": cached}
 

@@ -23,7 +23,7 @@ from aigid.features import FeatureRequest, FeatureStore, FixedView, _build_encod
 
 
 def images_per_second(request: FeatureRequest, visual, store: FeatureStore, args) -> float:
-    partial = store.partial(request, request.key())
+    partial = store.partial(request.key())
     start = time.perf_counter()
     compute_table(request, visual, device=args.device, batch_size=args.batch, num_workers=args.workers, folder=partial)
     if args.device == "cuda":

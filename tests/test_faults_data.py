@@ -19,17 +19,19 @@ from aigid.data.decoded import decode_once
 from aigid.data.index import Sample
 from aigid.data.layouts import scan
 from aigid.data.synthetic import make_synthetic
-from aigid.data.transforms import test_transform
+from aigid.data.transforms import test_transform as centre_crop
 from aigid.errors import StorageError
 from aigid.features import FeatureRequest, FixedView, extract
+from aigid.methods import RINE
 from aigid.methods.lol import LoLConfig, LoLTrainer, select_test_samples
 from trainables.launcher import main
+from trainables.sweep import Sweep, grid
 
 REPO = Path(__file__).parent.parent
 
 
-def load_sweep(name):
-    return runpy.run_path(str(REPO / "sweeps" / f"{name}.py"))["SWEEP"]
+def load_sweep_module(name):
+    return runpy.run_path(str(REPO / "sweeps" / f"{name}.py"))
 
 
 @pytest.fixture
@@ -39,7 +41,7 @@ def test_paths(small_genimage):
 
 
 def request(paths, outputs=("block_cls_ln2",)):
-    return FeatureRequest("aigid-tiny-vit", None, outputs, paths, FixedView(test_transform(224)))
+    return FeatureRequest("aigid-tiny-vit", None, outputs, paths, FixedView(centre_crop(224)))
 
 
 @pytest.fixture
@@ -157,7 +159,7 @@ def test_symlink_loops_and_links_across_labels_count_each_image_once_with_a_skip
     assert cli_main(["data", "inspect", str(root)]) == 0
     out = capsys.readouterr().out
     assert all(f"  - {line}" in out for line in lines) and "unreadable images: 0 of" in out
-    assert main(load_sweep("lol_mask_grid"), ["--data", str(root), "--set", "train_volume=None", "--dry-run"]) == []
+    assert main(load_sweep_module("lol_mask_grid")["SWEEP"], ["--data", str(root), "--set", "train_volume=None", "--dry-run"]) == []
     out = capsys.readouterr().out
     assert all(f"[aigid] data: {line}" in out for line in lines)  # the sweep's data summary says it too
 
@@ -172,7 +174,7 @@ def test_an_image_over_the_pixel_limit_is_skipped_like_an_unreadable_one_without
     assert "12000x12000 px is over aigid's limit of 40 Mpx" in reason and int(grown) < 50 * 2**20  # kB of maxrss
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        dataset = ImageDataset([Sample(str(huge), 1, "adm", "val")], test_transform(64))
+        dataset = ImageDataset([Sample(str(huge), 1, "adm", "val")], centre_crop(64))
         with pytest.warns(UnreadableImageWarning, match="12000x12000 px is over"):
             assert collate_skip_bad([dataset[0]])[2] == 1  # counted in data/skipped_files as unreadable images are
     assert cli_main(["data", "inspect", str(root)]) == 0
@@ -189,3 +191,24 @@ try:
 except UnreadableImage as error:
     print(error.reason, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before)
 """
+
+
+@pytest.mark.slow
+def test_a_sweep_on_a_full_cache_dir_exits_2_with_one_line_and_its_rerun_finishes(ray_session, small_disk, tmp_path,
+                                                                                  monkeypatch, capsys):
+    disk, resize = small_disk
+    monkeypatch.chdir(tmp_path)  # the synthetic stand-in is generated here
+    sweep = Sweep(name="full_cache_dir", method=RINE, plan=grid(q=[1]), table=load_sweep_module("rine_grid")["table"])
+    argv = ["--smoke", "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db", "--storage", str(tmp_path / "results"),
+            "--cache-dir", str(disk), "--set", "proj_dim=8"]
+    resize("16k")
+    with pytest.raises(SystemExit) as exit_info:
+        main(sweep, argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and "Traceback" not in err
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert f"--cache-dir {disk} is full: this pass writes" in line and "bytes" in line and "a rerun" in line
+    resize("64m")  # space freed
+    trials = main(sweep, argv)
+    assert len(trials) == 1 and trials[0].finished
+    assert "features computed once" in capsys.readouterr().out
