@@ -311,7 +311,8 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
             if images is not None:
                 images = images.to(device, non_blocking=True)
                 with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                    outs = {name: OUTPUTS[name](visual, images).to(torch.float16).cpu().numpy() for name in request.outputs}
+                    outs = {name: OUTPUTS[name](visual, images).to(torch.float16).cpu().numpy()
+                            for name in request.outputs}
                 ok[rows.numpy()] = True
                 if not shapes:
                     shapes = {name: out.shape[1:] for name, out in outs.items()}
@@ -370,7 +371,8 @@ def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu",
     note = log or warnings.warn  # a damaged or leftover entry is said even when progress is not
     store = FeatureStore(cache_dir) if cache_dir is not None else None
     keys = [request.key() for request in requests] if store else [None] * len(requests)
-    tables = [store.load(request, key, note) for request, key in zip(requests, keys)] if store else [None] * len(requests)
+    tables = ([store.load(request, key, note) for request, key in zip(requests, keys)] if store
+              else [None] * len(requests))
     cached = sum(table is not None for table in tables)
     encoders: dict[tuple, torch.nn.Module] = {}
     for i in sorted(range(len(requests)), key=lambda i: (requests[i].backbone, str(requests[i].pretrained))):

@@ -33,7 +33,8 @@ def write(path: Path, images: int, streamed: bool) -> float:
         seal(path.parent, {path.name: rows.close()})
     else:
         with open(path, "wb") as file:
-            np.lib.format.write_array_header_1_0(file, {"descr": "<f2", "fortran_order": False, "shape": (images, *ROW)})
+            header = {"descr": "<f2", "fortran_order": False, "shape": (images, *ROW)}
+            np.lib.format.write_array_header_1_0(file, header)
             for first in range(0, images, BATCH):
                 block[: min(BATCH, images - first)].tofile(file)
     return time.perf_counter() - start

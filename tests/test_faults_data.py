@@ -159,7 +159,8 @@ def test_symlink_loops_and_links_across_labels_count_each_image_once_with_a_skip
     assert cli_main(["data", "inspect", str(root)]) == 0
     out = capsys.readouterr().out
     assert all(f"  - {line}" in out for line in lines) and "unreadable images: 0 of" in out
-    assert main(load_sweep_module("lol_mask_grid")["SWEEP"], ["--data", str(root), "--set", "train_volume=None", "--dry-run"]) == []
+    sweep = load_sweep_module("lol_mask_grid")["SWEEP"]
+    assert main(sweep, ["--data", str(root), "--set", "train_volume=None", "--dry-run"]) == []
     out = capsys.readouterr().out
     assert all(f"[aigid] data: {line}" in out for line in lines)  # the sweep's data summary says it too
 
