@@ -10,10 +10,11 @@ the features: the resolved model name, the weights id, the sorted image paths wi
 sizes and mtimes, the transform's full description, the view, the seed and the outputs.
 
 Entries are folders `<cache_dir>/<key>/` holding one `.npy` file per output (float16, row i
-for paths[i]), `ok.npy` and `meta.json`. A pass streams its rows into a hidden partial folder
-batch by batch and renames the folder into place when complete: the pass's memory does not grow
-with the dataset, a killed pass leaves no folder under an entry's name, and an entry that does
-not load (or does not match its request) is recomputed rather than read. Trials memory-map the
+for paths[i]), `ok.npy`, `meta.json` and their checksums (aigid.cache). A pass checks that the
+store has room, streams its rows into a hidden partial folder batch by batch and renames the
+folder into place when complete: the pass's memory does not grow with the dataset, a killed pass
+leaves no folder under an entry's name, and an entry whose bytes are not those written (or that
+does not match its request) is recomputed rather than read. Trials memory-map the
 entry's files (a table pickles as its folder's path), so a 7 GB view set is never copied into a
 trial or through Ray's object store. On CUDA the frozen pass runs under bf16 autocast
 (`precision`, part of the key); heads read the float16 rows and train in float32.
@@ -23,12 +24,12 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import secrets
 import shutil
 import socket
 import time
 import warnings
 import zlib
+from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -37,13 +38,15 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from aigid.cache import (RowsFile, check_room, damage, disk_full_is_an_error, partial_folder,
+                         remove_dead_partials, seal)
 from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, random_init_id, resolve_model_name
 from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 from aigid.data.index import DataError
 from aigid.errors import StorageError
 
-CACHE_VERSION = 3  # 3: training views drawn per path relative to `root`
+CACHE_VERSION = 4  # 3: training views drawn per path relative to `root`; 4: entries carry checksums
 STORED_DTYPE = np.float16
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # autocast dtype of the frozen pass
 META_FILE, OK_FILE = "meta.json", "ok.npy"
@@ -206,30 +209,36 @@ class FeatureStore:
     def path(self, key: str) -> Path:
         return self.root / key
 
-    def load(self, request: FeatureRequest, key: str) -> FeatureTable | None:
+    def load(self, request: FeatureRequest, key: str, note: Callable[[str], None] | None = None) -> FeatureTable | None:
+        """The entry's table if its checksums hold and it matches `request`; a damaged entry is a miss,
+        never a result, and `note` gets one line saying it is recomputed."""
         entry = self.path(key)
         if not entry.is_dir():
             return None
         try:
-            table = FeatureTable.open(entry)
-            valid = (json.loads((entry / META_FILE).read_text())["request"] == request.describe()
-                     and table.paths == request.paths)
-        except Exception as error:  # a damaged entry is a miss, never a result
-            warnings.warn(f"ignoring unreadable feature store entry {entry}: {error}")
-            return None
-        return table if valid else None
+            problem = damage(entry)
+            if problem is None:
+                table = FeatureTable.open(entry)
+                if json.loads((entry / META_FILE).read_text())["request"] == request.describe() \
+                        and table.paths == request.paths:
+                    return table
+                problem = "it was stored for another request"
+        except Exception as error:  # unreadable despite its checksums (e.g. written by another version)
+            problem = f"{type(error).__name__}: {error}"
+        if note:
+            note(f"[aigid] feature store entry {entry} is damaged ({problem}): recomputing it")
+        return None
 
     def partial(self, key: str) -> Path:
         """A fresh hidden folder for a pass to stream an entry into."""
-        folder = self.root / f".{key}.{os.getpid()}-{secrets.token_hex(4)}.partial"
-        folder.mkdir(parents=True)
-        return folder
+        return partial_folder(self.root, key)
 
-    def install(self, request: FeatureRequest, key: str, partial: Path, table: FeatureTable) -> FeatureTable:
-        """Write the entry's meta last and rename the folder into place; a concurrent pass that got
-        there first with the same entry wins (its rows are the same)."""
-        meta = {"request": request.describe(), "paths": list(table.paths)}
-        (partial / META_FILE).write_text(json.dumps(meta))
+    def install(self, request: FeatureRequest, key: str, partial: Path) -> FeatureTable:
+        """Add the meta to a sealed partial folder (after the rows: a full disk is met with their size
+        known) and rename it into place; a concurrent pass that got there first with the same entry
+        wins (its rows are the same)."""
+        (partial / META_FILE).write_text(json.dumps({"request": request.describe(), "paths": list(request.paths)}))
+        seal(partial)
         entry = self.path(key)
         try:
             partial.rename(entry)
@@ -246,27 +255,37 @@ class _Rows:
 
     def __init__(self, n: int, folder: Path | None):
         self.n, self.folder = n, folder
-        self.files: dict[str, object] = {}
+        self.files: dict[str, RowsFile] = {}
         self.blocks: dict[str, list[np.ndarray]] = {}
+        self.need = 0  # bytes the pass writes, known with the outputs' shapes
+
+    def start(self, shapes: dict[str, tuple]) -> None:
+        """Open one file per output once their shapes are known, after checking the store has room for them."""
+        if self.folder is None:
+            return
+        row_bytes = sum(int(np.prod(shape)) for shape in shapes.values()) * np.dtype(STORED_DTYPE).itemsize
+        self.need = self.n * (row_bytes + 1)  # + ok.npy
+        check_room(self.folder.parent, self.need)
+        self.files = {name: RowsFile(self.folder / f"{name}.npy", self.n, shape, STORED_DTYPE)
+                      for name, shape in shapes.items()}
+
+    def guarded(self):
+        """A full disk met while writing becomes the one line `check_room` gives, naming this pass's bytes."""
+        return disk_full_is_an_error(self.folder.parent, lambda: self.need) if self.folder else nullcontext()
 
     def append(self, name: str, block: np.ndarray) -> None:
         if self.folder is None:
             self.blocks.setdefault(name, []).append(block.astype(STORED_DTYPE, copy=False))
-            return
-        if name not in self.files:
-            self.files[name] = open(self.folder / f"{name}.npy", "wb")
-            np.lib.format.write_array_header_1_0(self.files[name], {
-                "descr": np.lib.format.dtype_to_descr(block.dtype), "fortran_order": False,
-                "shape": (self.n, *block.shape[1:])})
-        np.ascontiguousarray(block, dtype=STORED_DTYPE).tofile(self.files[name])
+        else:
+            self.files[name].append(block)
 
     def finish(self, ok: np.ndarray) -> dict[str, np.ndarray]:
-        """The in-memory arrays; with a folder, its files are closed and `ok` is written beside them
-        (the folder is read back as memory maps by `FeatureTable.open` once installed)."""
-        for file in self.files.values():
-            file.close()
+        """The in-memory arrays; with a folder, its files are closed, `ok` is written beside them and the
+        folder is sealed (it is read back as memory maps by `FeatureTable.open` once installed)."""
         if self.folder is not None:
+            streamed = {file.path.name: file.close() for file in self.files.values()}
             np.save(self.folder / OK_FILE, ok)
+            seal(self.folder, streamed)
         return {name: np.concatenate(blocks) for name, blocks in self.blocks.items()}
 
 
@@ -275,7 +294,8 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
                   num_workers: int = 0, folder: Path | None = None,
                   log: Callable[[str], None] | None = None) -> FeatureTable:
     """Run the frozen `visual` over one view set; its rows are streamed into `folder` when one is given
-    (`FeatureStore.partial`), else returned in memory."""
+    (`FeatureStore.partial`; a StorageError naming the bytes needed when its disk lacks room), else
+    returned in memory."""
     visual.eval()
     device, n = torch.device(device), len(request.paths)
     autocast = PRECISIONS[request.precision]
@@ -285,36 +305,39 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
     shapes: dict[str, tuple] = {}  # known from the first batch with a readable image
     pending = 0  # leading rows without a readable image, written as zeros once the shapes are known
     start = last_log = time.perf_counter()
-    for first, (rows, images) in zip(range(0, n, batch_size), loader):  # batches in row order (no shuffle)
-        size, outs = min(batch_size, n - first), {}
-        if images is not None:
-            images = images.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                outs = {name: OUTPUTS[name](visual, images).to(torch.float16).cpu().numpy() for name in request.outputs}
-            ok[rows.numpy()] = True
+    with written.guarded():  # a full disk is one line naming the bytes, not a traceback
+        for first, (rows, images) in zip(range(0, n, batch_size), loader):  # batches in row order (no shuffle)
+            size, outs = min(batch_size, n - first), {}
+            if images is not None:
+                images = images.to(device, non_blocking=True)
+                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                    outs = {name: OUTPUTS[name](visual, images).to(torch.float16).cpu().numpy()
+                            for name in request.outputs}
+                ok[rows.numpy()] = True
+                if not shapes:
+                    shapes = {name: out.shape[1:] for name, out in outs.items()}
+                    written.start(shapes)
+                    for name, shape in shapes.items():
+                        written.append(name, np.zeros((pending, *shape), STORED_DTYPE))
             if not shapes:
-                shapes = {name: out.shape[1:] for name, out in outs.items()}
-                for name, shape in shapes.items():
-                    written.append(name, np.zeros((pending, *shape), STORED_DTYPE))
+                pending += size
+            for name, shape in shapes.items():
+                if name in outs and len(outs[name]) == size:  # every image of the batch decoded: its rows as they are
+                    written.append(name, outs[name])
+                    continue
+                block = np.zeros((size, *shape), STORED_DTYPE)
+                if outs:
+                    block[rows.numpy() - first] = outs[name]
+                written.append(name, block)
+            now, done = time.perf_counter(), first + size
+            if log and (now - last_log >= LOG_EVERY_S or done == n):
+                rate = done / max(now - start, 1e-9)
+                log(f"[aigid] features {request.label or request.backbone}: {done}/{n} images ({rate:.0f}/s"
+                    f"{f', ETA {(n - done) / rate:.0f} s' if done < n else ''})")
+                last_log = now
         if not shapes:
-            pending += size
-        for name, shape in shapes.items():
-            if name in outs and len(outs[name]) == size:  # every image of the batch decoded: its rows as they are
-                written.append(name, outs[name])
-                continue
-            block = np.zeros((size, *shape), STORED_DTYPE)
-            if outs:
-                block[rows.numpy() - first] = outs[name]
-            written.append(name, block)
-        now, done = time.perf_counter(), first + size
-        if log and (now - last_log >= LOG_EVERY_S or done == n):
-            rate = done / max(now - start, 1e-9)
-            log(f"[aigid] features {request.label or request.backbone}: {done}/{n} images ({rate:.0f}/s"
-                f"{f', ETA {(n - done) / rate:.0f} s' if done < n else ''})")
-            last_log = now
-    if not shapes:
-        raise DataError(f"none of the {n} images of view set {request.label!r} could be decoded")
-    return FeatureTable(request.paths, written.finish(ok), ok)
+            raise DataError(f"none of the {n} images of view set {request.label!r} could be decoded")
+        return FeatureTable(request.paths, written.finish(ok), ok)
 
 
 def _build_encoder(backbone: str, pretrained: str | None, device) -> torch.nn.Module:
@@ -345,9 +368,11 @@ def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu",
     request order and {"computed": k, "cached": m}. cache_dir=None computes everything in memory.
     """
     _heap_that_gives_back()
+    note = log or warnings.warn  # a damaged or leftover entry is said even when progress is not
     store = FeatureStore(cache_dir) if cache_dir is not None else None
     keys = [request.key() for request in requests] if store else [None] * len(requests)
-    tables = [store.load(request, key) for request, key in zip(requests, keys)] if store else [None] * len(requests)
+    tables = ([store.load(request, key, note) for request, key in zip(requests, keys)] if store
+              else [None] * len(requests))
     cached = sum(table is not None for table in tables)
     encoders: dict[tuple, torch.nn.Module] = {}
     for i in sorted(range(len(requests)), key=lambda i: (requests[i].backbone, str(requests[i].pretrained))):
@@ -358,13 +383,19 @@ def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu",
         if which not in encoders:
             encoders.clear()  # one backbone in memory at a time
             encoders[which] = _build_encoder(*which, device)
-        partial = store.partial(keys[i]) if store else None
-        try:
-            table = compute_table(request, encoders[which], device=device, batch_size=batch_size,
-                                  num_workers=num_workers, folder=partial, log=log)
-            tables[i] = store.install(request, keys[i], partial, table) if store else table
-        finally:
-            if partial is not None:
+        if not store:
+            tables[i] = compute_table(request, encoders[which], device=device, batch_size=batch_size,
+                                      num_workers=num_workers, log=log)
+            continue
+        for leftover in remove_dead_partials(store.root):
+            note(f"[aigid] removed {leftover} from {store.root}: left by a killed feature pass")
+        with disk_full_is_an_error(store.root, lambda: None):  # the rows' writes name their size (compute_table)
+            partial = store.partial(keys[i])
+            try:
+                compute_table(request, encoders[which], device=device, batch_size=batch_size,
+                              num_workers=num_workers, folder=partial, log=log)
+                tables[i] = store.install(request, keys[i], partial)
+            finally:
                 shutil.rmtree(partial, ignore_errors=True)  # gone already once installed
     return tables, {"computed": len(requests) - cached, "cached": cached}
 

@@ -115,6 +115,8 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[Trial]:
     index = launch.index
     print(f"[aigid] {sweep.name}: {len(launch.points)} trials on {index.layout} data at {index.root}"
           f"{' (SYNTHETIC)' if index.synthetic else ''}", flush=True)
+    for problem in index.problems:  # what the scan skipped (symlink loops, stray files), as `aigid data inspect` says
+        print(f"[aigid] data: {problem}", flush=True)
     if settings.dry_run:
         for point in launch.points:
             print("  ", {k: point[k] for k in [*launch.axes, "seed"]})

@@ -3,14 +3,14 @@ from __future__ import annotations
 
 from typing import Callable, Iterable
 
-from PIL import Image
+from aigid.data.datasets import open_image
 
 
 def check_image(path) -> str | None:
     """Why `path` cannot be decoded, or None. Cheaper than a full decode: a JPEG is decoded at
     1/8 scale (which still hits truncation), other formats get PIL's verify() (PNG: CRCs)."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             if img.format == "JPEG":
                 img.draft("RGB", (max(1, img.width // 8), max(1, img.height // 8)))
                 img.load()

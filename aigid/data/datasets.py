@@ -12,6 +12,12 @@ from torch.utils.data import DataLoader, Dataset
 from aigid.data.index import DataError, Sample
 
 _DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
+# The largest images the papers use are Synthbuster's RAISE photographs (RINE §4.5, ten-crop "due to the
+# images' size"), about 4928x3264 = 16 Mpx; GenImage's largest (Midjourney) are 1024x1024. 40 Mpx (an
+# 8K UHD frame is 33 Mpx) leaves room above them and bounds a decode at 120 MB of RGB per DataLoader worker;
+# a 12000x12000 file (432 MB) is skipped like an unreadable one instead. PIL's own limit (89 Mpx, with only
+# a warning below 179 Mpx) is higher.
+MAX_PIXELS = 40_000_000
 _ALPHA_MODES = ("RGBA", "RGBa", "LA", "La", "PA")
 
 
@@ -56,10 +62,22 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")  # RGBA drops alpha; L, 1, P, CMYK, YCbCr map as PIL defines
 
 
+def open_image(path) -> Image.Image:
+    """PIL's lazy image (its header read, no pixels decoded), refused above MAX_PIXELS before any decode."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # MAX_PIXELS says it, in one line
+        img = Image.open(path)
+    if img.width * img.height > MAX_PIXELS:
+        img.close()
+        raise ValueError(f"{img.width}x{img.height} px is over aigid's limit of {MAX_PIXELS / 1e6:.0f} Mpx "
+                         "(aigid.data.datasets.MAX_PIXELS); downscale it to use it")
+    return img
+
+
 def load_rgb(path) -> Image.Image:
     """Decode fully (so truncation shows up here, not in a transform) and return RGB."""
     try:
-        with Image.open(path) as img:
+        with open_image(path) as img:
             img.load()
             return _to_rgb(img)
     except Exception as exc:  # PIL raises OSError, SyntaxError, ValueError, struct.error... per plugin

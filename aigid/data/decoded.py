@@ -4,16 +4,17 @@ LoL fine-tunes its backbone, so its test images cannot be reduced to cached feat
 every trial of a grid decodes and centre-crops the same files at every evaluation. Here
 they are decoded once into a uint8 array of centre crops on disk (keyed by the files'
 paths, sizes and mtimes, like the feature cache; written into a temporary folder that is
-renamed into place whole). Trials memory-map it: the page cache keeps one copy per node
+renamed into place whole, its checksums checked before each sweep reads it, aigid.cache).
+Trials memory-map it: the page cache keeps one copy per node
 and no trial decodes a test image again. Normalisation stays with the reader, so one
 entry serves every backbone that uses the same crop.
 """
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -22,11 +23,13 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from aigid.cache import (SEAL, RowsFile, check_room, damage, disk_full_is_an_error, partial_folder,
+                         remove_dead_partials, seal)
 from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 from aigid.data.transforms import centre_crop_pixels
 
-VERSION = 1
+VERSION = 2  # 2: entries carry checksums
 IMAGES, OK = "images.npy", "ok.npy"
 
 
@@ -40,7 +43,7 @@ class DecodedImages:
 
     def available(self) -> bool:
         """False on a node that cannot see the entry (a node-local --cache-dir on a cluster)."""
-        return (Path(self.root) / OK).is_file()
+        return (Path(self.root) / SEAL).is_file()
 
     def open(self) -> tuple[np.ndarray, np.ndarray, dict[str, int]]:
         """(memory-mapped images, ok mask, row of each path)."""
@@ -60,30 +63,49 @@ class _Pixels:
 
 def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size: int = 64,
                 log: Callable[[str], None] | None = print) -> DecodedImages:
-    """The entry for `paths` at `crop`: read if present, else decoded now (and stored)."""
-    paths = tuple(sorted(set(paths)))
+    """The entry for `paths` at `crop`: read if present and its checksums hold, else decoded now (and
+    stored; a StorageError naming the bytes needed when --cache-dir lacks room)."""
+    paths, cache_dir = tuple(sorted(set(paths))), Path(cache_dir)
     key = content_key({"version": VERSION, "what": "uint8 centre crops", "crop": crop}, paths)
-    root = Path(cache_dir) / f"decoded-{key}"
+    root = cache_dir / f"decoded-{key}"
     entry = DecodedImages(str(root), paths, crop)
-    if entry.available():
-        if log:
-            log(f"[aigid] test images: {len(paths)} centre crops read from {root}, decoded by no trial")
-        return entry
-    partial = root.parent / f".{root.name}.{os.getpid()}-{secrets.token_hex(4)}.partial"
-    partial.mkdir(parents=True)
+    note = log or warnings.warn  # a damaged or leftover entry is said even when progress is not
+    if root.is_dir():
+        problem = damage(root)
+        if problem is None:
+            if log:
+                log(f"[aigid] test images: {len(paths)} centre crops read from {root}, decoded by no trial")
+            return entry
+        note(f"[aigid] decoded test images {root} are damaged ({problem}): decoding them again")
+        shutil.rmtree(root, ignore_errors=True)
+    need = len(paths) * (3 * crop * crop + 1)
+    with disk_full_is_an_error(cache_dir, lambda: need):
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        for leftover in remove_dead_partials(cache_dir):
+            note(f"[aigid] removed {leftover} from {cache_dir}: left by a killed decoding pass")
+        check_room(cache_dir, need)
+        _decode_into(partial_folder(cache_dir, root.name), entry, num_workers, batch_size, log)
+    return entry
+
+
+def _decode_into(partial: Path, entry: DecodedImages, num_workers: int, batch_size: int, log) -> None:
+    """Stream the entry's crops into `partial` in row order, seal it and rename it into place."""
+    paths, crop, root = entry.paths, entry.crop, entry.root
     try:
-        images = np.lib.format.open_memmap(partial / IMAGES, mode="w+", dtype=np.uint8, shape=(len(paths), 3, crop, crop))
+        images = RowsFile(partial / IMAGES, len(paths), (3, crop, crop), np.uint8)
         ok = np.zeros(len(paths), dtype=bool)
         loader = DataLoader(IndexedImages(paths, _Pixels(crop)), batch_size=batch_size, num_workers=num_workers,
                             collate_fn=collate_indexed)
         start = time.perf_counter()
-        for rows, batch in loader:
+        for first, (rows, batch) in zip(range(0, len(paths), batch_size), loader):  # in row order (no shuffle)
+            block = np.zeros((min(batch_size, len(paths) - first), 3, crop, crop), np.uint8)
             if batch is not None:
-                images[rows.numpy()] = batch.numpy()
+                block[rows.numpy() - first] = batch.numpy()
                 ok[rows.numpy()] = True
-        images.flush()
-        del images
+            images.append(block)
+        streamed = {IMAGES: images.close()}
         np.save(partial / OK, ok)
+        seal(partial, streamed)
         try:
             os.rename(partial, root)
         except OSError:  # another process stored the same entry first: theirs is as good
@@ -94,4 +116,3 @@ def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size
                 f"{time.perf_counter() - start:.0f} s, stored in {root}")
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return entry

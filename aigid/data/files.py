@@ -29,43 +29,88 @@ def child_dirs(folder: Path) -> dict[str, Path]:
 
 
 class ImageFinder:
-    """Lists image files under folders and remembers the stray files it skipped, once per kind."""
+    """Lists image files under labelled folders (`leaves`) and remembers what it skipped, once per kind
+    with a count and an example: stray files, and symlinks that are broken, loop, reach a folder or image
+    already listed, or reach into another labelled folder (where its images count, once, with that label)."""
 
-    def __init__(self) -> None:
-        self._strays: dict[str, tuple[int, str]] = {}  # kind -> (count, first example)
+    def __init__(self, leaves=()) -> None:
+        self._skipped: dict[tuple[str, str], tuple[int, str]] = {}  # (verb, what) -> (count, first example)
         self._listed: dict[Path, list[str]] = {}  # real folders shared by subsets are walked once
+        self._leaves = {os.path.realpath(leaf) for leaf in leaves}
 
     def images(self, folder: Path) -> list[str]:
-        """All image files below `folder` (recursive, symlinks followed), sorted."""
+        """All image files below `folder` (recursive, symlinks followed, each real folder and image once)."""
         if folder not in self._listed:
             self._listed[folder] = self._walk(folder)
         return self._listed[folder]
 
     def _walk(self, folder: Path) -> list[str]:
-        found = []
-        for dirpath, dirnames, filenames in os.walk(folder, followlinks=True):
-            dirnames[:] = sorted(d for d in dirnames if not _hidden(d))
-            for name in sorted(filenames):
-                path = os.path.join(dirpath, name)
-                if is_image_name(name):
-                    found.append(path)
+        """Depth first in name order, like os.walk, but a real folder is entered once: a symlink loop is a
+        skip line, not ~40 levels of the same images."""
+        found, top = [], os.path.realpath(folder)
+        folders, files = {top}, set()  # real paths listed so far
+        stack = [(str(folder), top)]
+        while stack:
+            path, real = stack.pop()
+            try:
+                entries = sorted(os.scandir(path), key=lambda e: e.name)
+            except OSError:
+                continue
+            below = []
+            for entry in entries:
+                target = self._follow(entry, top) if entry.is_symlink() else os.path.join(real, entry.name)
+                if target is None:
+                    continue
+                if entry.is_dir():
+                    if _hidden(entry.name):
+                        continue
+                    if target in folders:
+                        looped = real == target or real.startswith(target + os.sep)
+                        self._note("symlink(s) that loop back to a folder above them" if looped else
+                                   "symlink(s) to a folder already listed by another path", entry.path, target)
+                        continue
+                    folders.add(target)
+                    below.append((entry.path, target))
+                elif not is_image_name(entry.name):
+                    self._note_stray(entry.name, entry.path)
+                elif target in files:
+                    self._note("symlink(s) to an image already listed by another path", entry.path, target)
                 else:
-                    self._note_stray(name, path)
+                    files.add(target)
+                    found.append(entry.path)
+            stack.extend(reversed(below))
         return found
+
+    def _follow(self, link: os.DirEntry, top: str) -> str | None:
+        """The real path a symlink leads to, or None (noted) when it is broken or leads into another
+        labelled folder than the one being walked."""
+        target = os.path.realpath(link.path)
+        if not os.path.exists(link.path):
+            self._note("broken symlink(s) (missing target, or a link to itself)", link.path, os.readlink(link.path))
+            return None
+        inside = [leaf for leaf in self._leaves if target == leaf or target.startswith(leaf + os.sep)]
+        if inside and not (target == top or target.startswith(top + os.sep)):
+            self._note("symlink(s) into another labelled folder, whose images count there once", link.path, target)
+            return None
+        return target
+
+    def _note(self, what: str, path: str, target: str) -> None:
+        self._count("skipped", what, f"{path} -> {target}")
 
     def _note_stray(self, name: str, path: str) -> None:
         if name.startswith("._"):
             kind = "._* (macOS metadata)"
         else:
             kind = os.path.splitext(name)[1].lower() or name
-        count, example = self._strays.get(kind, (0, path))
-        self._strays[kind] = (count + 1, example)
+        self._count("ignored", f"non-image file(s) of kind {kind!r}", path)
+
+    def _count(self, verb: str, what: str, example: str) -> None:
+        count, first = self._skipped.get((verb, what), (0, example))
+        self._skipped[verb, what] = (count + 1, first)
 
     def problems(self) -> list[str]:
-        return [
-            f"ignored {count} non-image file(s) of kind {kind!r} (e.g. {example})"
-            for kind, (count, example) in sorted(self._strays.items())
-        ]
+        return [f"{verb} {count} {what} (e.g. {example})"
+                for (verb, what), (count, example) in sorted(self._skipped.items())]
 
 
 def content_key(meta: dict, paths) -> str:

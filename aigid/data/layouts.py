@@ -262,7 +262,7 @@ def scan(root, layout: str | None = None) -> DatasetIndex:
     else:
         raise DataError(f"unknown layout {layout!r}; known layouts:\n{_known_layouts()}")
 
-    finder = ImageFinder()
+    finder = ImageFinder(leaf.folder for leaf in leaves)
     samples = []
     for leaf in leaves:
         paths = finder.images(leaf.folder)
