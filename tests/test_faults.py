@@ -1,7 +1,9 @@
 """Faults during a sweep: a failing trial, a crash retried from its checkpoint, a killed driver, a
 reused or unsafe run name, a changed resume, two sweeps at once on a fresh MLflow store."""
 import dataclasses
+import functools
 import json
+import multiprocessing
 import os
 import pickle
 import signal
@@ -24,6 +26,7 @@ from aigid.trials import Trial
 from trainables.launcher import main
 from aigid.errors import StorageError
 from trainables.recovery import repair, repair_state_files
+from trainables.tracking import connect
 from trainables.sweep import Sweep, grid
 
 REPO = Path(__file__).parent.parent
@@ -250,3 +253,74 @@ def test_a_state_file_cut_short_by_the_kill_is_restored_from_the_drivers_intact_
     (staged / name).write_text("{")
     with pytest.raises(StorageError, match=f"state file {name} was cut short.*new --name"):
         repair_state_files(str(run_dir), str(tmp_path / "ray"))
+
+
+def open_fresh_store(uri, start, answers):
+    start.wait()  # every process opens the store at the same moment
+    try:
+        connect(uri)
+        answers.put("ok")
+    except Exception as error:  # noqa: BLE001 — the test reports whatever went wrong
+        answers.put(f"{type(error).__name__}: {error}")
+
+
+def test_sweeps_opening_a_fresh_sqlite_store_at_once_all_get_it(tmp_path):
+    """Issue 21 (12): without the lock one of them failed in MLflow's table migration
+    ('duplicate column name: step'); forked, so each starts with the imports done."""
+    forked = multiprocessing.get_context("fork")
+    start, answers = forked.Barrier(3), forked.Queue()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    processes = [forked.Process(target=open_fresh_store, args=(uri, start, answers)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    assert [answers.get(timeout=300) for _ in processes] == ["ok"] * 3
+    for process in processes:
+        process.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def small_ufd(tmp_path_factory):
+    from aigid.data.synthetic import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("ufd") / "synthetic", layout="ufd", n_train=8, n_test=4)
+
+
+@pytest.mark.slow
+def test_two_sweeps_at_once_on_a_fresh_store_and_one_killed_in_its_preparation(small_ufd, tmp_path):
+    """Issue 21 (6, 12): two GenDet sweeps, each with its own local Ray, run at once on one SQLite store
+    (the fresh store's race: the test above); one is killed during its feature pass. The other finishes, and the killed one resumes:
+    it prepares again and runs its trials. Each has its own parent with its own four children."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def argv(name):
+        return [sys.executable, str(REPO / "sweeps" / "gendet_ablation.py"), "--smoke", "--data", str(small_ufd),
+                "--backbone", "aigid-tiny-vit", "--pretrained", "none", "--mlflow-uri", uri, "--storage",
+                str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--name", name]
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = functools.partial(subprocess.Popen, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    killed, other = start(argv("killed")), None
+    for line in killed.stdout:
+        if "[aigid] MLflow:" in line:  # its Ray is up (two Rays starting in the same second timed out here)
+            other = start(argv("other"))
+        if "feature pass:" in line:
+            os.killpg(killed.pid, signal.SIGKILL)  # the driver, its pass and the local Ray it started
+            break
+    killed.wait(timeout=60)
+    assert not tune.Tuner.can_restore(str(tmp_path / "results" / "killed"))  # it died before its Tuner started
+    out, _ = other.communicate(timeout=600)
+    assert other.returncode == 0, out[-3000:]
+
+    resumed = subprocess.run([*argv("killed"), "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "interrupted before any trial started" in resumed.stdout and "GenDet Tables 1-2" in resumed.stdout
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("gendet_ablation").experiment_id])
+    parents = {r.data.tags["aigid_run"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    assert sorted(parents) == ["killed", "other"]
+    for parent in parents.values():
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert parent.info.status == "FINISHED" and len(children) == 4
+        assert all(c.info.status == "FINISHED" for c in children)
