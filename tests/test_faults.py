@@ -1,6 +1,9 @@
-"""Faults during a sweep: a failing trial, a crash retried from its checkpoint, a killed driver."""
+"""Faults during a sweep: a failing trial, a crash retried from its checkpoint, a killed driver, a
+reused or unsafe run name, a changed resume, two sweeps at once on a fresh MLflow store."""
 import dataclasses
+import functools
 import json
+import multiprocessing
 import os
 import pickle
 import signal
@@ -23,6 +26,7 @@ from aigid.trials import Trial
 from trainables.launcher import main
 from aigid.errors import StorageError
 from trainables.recovery import repair, repair_state_files
+from trainables.tracking import connect
 from trainables.sweep import Sweep, grid
 
 REPO = Path(__file__).parent.parent
@@ -36,13 +40,14 @@ def child_runs(uri, experiment_name):
     return client, [r for r in runs if "mlflow.parentRunId" in r.data.tags]
 
 
-def crashing_lol(marker: Path, fail_seed: int | None, *, mid_epoch: bool = False):
+def crashing_lol(marker: Path, fail_seed: int | None, *, mid_epoch: bool = False, fixed: Path | None = None):
     """LoL with a trainer made to crash once after its first checkpoint (or, `mid_epoch`, after the
-    first uncheckpointed mid-epoch result that follows one), or always for `fail_seed`."""
+    first uncheckpointed mid-epoch result that follows one), or always for `fail_seed` (until the
+    file `fixed` exists)."""
 
     class CrashOnce(LoLTrainer):
         def __init__(self, config, *args, **kwargs):
-            if config.seed == fail_seed:
+            if config.seed == fail_seed and not (fixed and fixed.exists()):
                 raise ValueError("this trial's config is broken on purpose")
             super().__init__(config, *args, **kwargs)
 
@@ -64,19 +69,71 @@ def run_sweep(tmp_path, method, argv, name):
     return uri, main(sweep, ["--mlflow-uri", uri, "--storage", str(tmp_path / "results"), *FAST, *argv])
 
 
-def test_a_failing_trial_is_reported_and_the_others_finish(ray_session, small_genimage, tmp_path, capsys):
-    marker = tmp_path / "crashed"
+def exit_status(run, capsys) -> tuple[int, str, str]:
+    """A sweep's exit status (0 if it returned) and what it printed."""
+    try:
+        run()
+        code = 0
+    except SystemExit as exit:
+        code = exit.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def parent_of(client, children):
+    (parent,) = [r for r in client.search_runs([children[0].info.experiment_id]) if "mlflow.parentRunId" not in r.data.tags]
+    return parent
+
+
+def test_a_failing_trial_fails_the_sweep_and_finishes_when_resumed(ray_session, small_genimage, tmp_path, capsys):
+    """Issue 21 (3, 4, 5, 7): the others finish and the sweep exits 1 naming the error; the name cannot be
+    run again without --resume, nor resumed with other settings; once fixed, --resume finishes the failed
+    trial and clears its error in MLflow."""
+    marker, fixed = tmp_path / "crashed", tmp_path / "fixed"
     marker.touch()  # no simulated crash: only the broken config fails
-    uri, trials = run_sweep(tmp_path, crashing_lol(marker, fail_seed=1),
-                            ["--data", str(small_genimage), "--seeds", "2", "--set", "epochs=1", "--max-failures", "0"],
-                            "faults_failing")
-    assert sorted(t.status for t in trials) == ["failed", "finished"]
-    assert "broken on purpose" in capsys.readouterr().out  # the reason is in the printed summary
-    _, children = child_runs(uri, "faults_failing")
-    statuses = sorted(c.info.status for c in children)
-    assert statuses == ["FAILED", "FINISHED"]
+    method = crashing_lol(marker, fail_seed=1, fixed=fixed)
+    argv = ["--data", str(small_genimage), "--seeds", "2", "--set", "epochs=1", "--max-failures", "0",
+            "--name", "faulty"]
+    code, out, err = exit_status(lambda: run_sweep(tmp_path, method, argv, "faults_failing"), capsys)
+    assert code == 1
+    assert "broken on purpose" in out  # the reason is in the printed summary
+    assert err.splitlines() == [  # after the table: the count, then the first error of each kind
+        "error: 1 of 2 trials failed (each after 0 retries, --max-failures); fix the cause and rerun them with "
+        "--resume faulty",
+        "  1 × ValueError, first in mask_ratio=(0.2, 0.4) s1: ValueError: this trial's config is broken on purpose"]
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    client, children = child_runs(uri, "faults_failing")
+    assert sorted(c.info.status for c in children) == ["FAILED", "FINISHED"]
     failed = next(c for c in children if c.info.status == "FAILED")
     assert "broken on purpose" in failed.data.tags["error"]
+    assert parent_of(client, children).data.metrics["trials/failed"] == 1
+
+    for again, refusal in (([], "error: faulty exists; --resume faulty or a new --name"),
+                           (["--resume", "--set", "test_limit=2"],
+                            "error: --resume faulty with other settings than it was started with "
+                            "(base.test_limit: 4 -> 2)")):
+        code, out, err = exit_status(lambda: run_sweep(tmp_path, method, [*argv, *again], "faults_failing"), capsys)
+        assert code == 2 and err.startswith(refusal) and err.count("\n") == 1, err
+    assert len(child_runs(uri, "faults_failing")[1]) == 2  # refused before any trial started
+
+    fixed.touch()
+    _, trials = run_sweep(tmp_path, method, [*argv, "--resume"], "faults_failing")
+    assert [t.status for t in trials] == ["finished", "finished"]
+    client, children = child_runs(uri, "faults_failing")
+    assert len(children) == 2 and all(c.info.status == "FINISHED" and "error" not in c.data.tags for c in children)
+    parent = parent_of(client, children)
+    assert parent.data.metrics["trials/failed"] == 0 and parent.info.status == "FINISHED"
+
+
+@pytest.mark.parametrize("flag, name", [("--name", "../../escaped"), ("--name", "/tmp/abs"), ("--resume", ".."),
+                                        ("--name", "a b")])
+def test_a_run_name_that_is_not_one_folder_is_refused_before_anything_is_written(tmp_path, monkeypatch, capsys,
+                                                                                   flag, name):
+    """Issue 21 (10): the run would land outside --storage."""
+    monkeypatch.chdir(tmp_path)  # where the synthetic data and the default MLflow store would be written
+    code, _, err = exit_status(lambda: run_sweep(tmp_path / "in", LOL, [flag, name], "faults_name"), capsys)
+    assert code == 2 and err.startswith(f"error: {flag} {name!r} is not a run name") and err.count("\n") == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_crashed_trial_is_retried_from_its_last_checkpoint(ray_session, small_genimage, tmp_path):
@@ -196,3 +253,74 @@ def test_a_state_file_cut_short_by_the_kill_is_restored_from_the_drivers_intact_
     (staged / name).write_text("{")
     with pytest.raises(StorageError, match=f"state file {name} was cut short.*new --name"):
         repair_state_files(str(run_dir), str(tmp_path / "ray"))
+
+
+def open_fresh_store(uri, start, answers):
+    start.wait()  # every process opens the store at the same moment
+    try:
+        connect(uri)
+        answers.put("ok")
+    except Exception as error:  # noqa: BLE001 — the test reports whatever went wrong
+        answers.put(f"{type(error).__name__}: {error}")
+
+
+def test_sweeps_opening_a_fresh_sqlite_store_at_once_all_get_it(tmp_path):
+    """Issue 21 (12): without the lock one of them failed in MLflow's table migration
+    ('duplicate column name: step'); forked, so each starts with the imports done."""
+    forked = multiprocessing.get_context("fork")
+    start, answers = forked.Barrier(3), forked.Queue()
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    processes = [forked.Process(target=open_fresh_store, args=(uri, start, answers)) for _ in range(3)]
+    for process in processes:
+        process.start()
+    assert [answers.get(timeout=300) for _ in processes] == ["ok"] * 3
+    for process in processes:
+        process.join(timeout=60)
+
+
+@pytest.fixture(scope="module")
+def small_ufd(tmp_path_factory):
+    from aigid.data.synthetic import make_synthetic
+
+    return make_synthetic(tmp_path_factory.mktemp("ufd") / "synthetic", layout="ufd", n_train=8, n_test=4)
+
+
+@pytest.mark.slow
+def test_two_sweeps_at_once_on_a_fresh_store_and_one_killed_in_its_preparation(small_ufd, tmp_path):
+    """Issue 21 (6, 12): two GenDet sweeps, each with its own local Ray, run at once on one SQLite store
+    (the fresh store's race: the test above); one is killed during its feature pass. The other finishes, and the killed one resumes:
+    it prepares again and runs its trials. Each has its own parent with its own four children."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+
+    def argv(name):
+        return [sys.executable, str(REPO / "sweeps" / "gendet_ablation.py"), "--smoke", "--data", str(small_ufd),
+                "--backbone", "aigid-tiny-vit", "--pretrained", "none", "--mlflow-uri", uri, "--storage",
+                str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"), "--name", name]
+
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    start = functools.partial(subprocess.Popen, cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    killed, other = start(argv("killed")), None
+    for line in killed.stdout:
+        if "[aigid] MLflow:" in line:  # its Ray is up (two Rays starting in the same second timed out here)
+            other = start(argv("other"))
+        if "feature pass:" in line:
+            os.killpg(killed.pid, signal.SIGKILL)  # the driver, its pass and the local Ray it started
+            break
+    killed.wait(timeout=60)
+    assert not tune.Tuner.can_restore(str(tmp_path / "results" / "killed"))  # it died before its Tuner started
+    out, _ = other.communicate(timeout=600)
+    assert other.returncode == 0, out[-3000:]
+
+    resumed = subprocess.run([*argv("killed"), "--resume"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                             timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    assert "interrupted before any trial started" in resumed.stdout and "GenDet Tables 1-2" in resumed.stdout
+    client = MlflowClient(uri)
+    runs = client.search_runs([client.get_experiment_by_name("gendet_ablation").experiment_id])
+    parents = {r.data.tags["aigid_run"]: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    assert sorted(parents) == ["killed", "other"]
+    for parent in parents.values():
+        children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+        assert parent.info.status == "FINISHED" and len(children) == 4
+        assert all(c.info.status == "FINISHED" for c in children)

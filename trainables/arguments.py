@@ -3,14 +3,17 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 from dataclasses import dataclass, fields
 from typing import Sequence
 
 from aigid.data.layouts import LAYOUTS
+from aigid.errors import StorageError
 from trainables.sweep import Sweep
 
 DEFAULT_STORAGE = "aigid_results"
 DEFAULT_CACHE = "aigid_cache"
+RUN_NAME = re.compile(r"[A-Za-z0-9._-]+")  # one folder under --storage, on any filesystem or object store
 SHORTCUTS = ("backbone", "pretrained", "epochs")  # flags for config fields, where the method's config has them
 
 
@@ -151,3 +154,11 @@ def parse_settings(sweep: Sweep, argv: Sequence[str] | None) -> Settings:
         search=args.search, num_samples=args.num_samples, scheduler=args.scheduler, dry_run=args.dry_run,
         verbose=args.verbose,
     )
+
+
+def check_run_names(settings: Settings) -> None:
+    """--name and --resume NAME are one folder under --storage: '../x' or '/abs' would write elsewhere."""
+    for flag, name in (("--name", settings.name), ("--resume", settings.resume)):
+        if name is not None and (not RUN_NAME.fullmatch(name) or name in (".", "..")):
+            raise StorageError(f"{flag} {name!r} is not a run name: use one folder name of letters, digits, "
+                               "'.', '_' and '-' (not '.' or '..'); the run goes under --storage")

@@ -21,7 +21,7 @@ from aigid.errors import ConfigError, UserError
 from aigid.overrides import parse_overrides
 from aigid.trials import Trial
 from trainables import tracking
-from trainables.arguments import Settings, parse_settings
+from trainables.arguments import Settings, check_run_names, parse_settings
 from trainables.sweep import Sweep, expand, pick
 
 DEFAULT_DATA_DIR = "aigid_data"
@@ -107,6 +107,7 @@ def main(sweep: Sweep, argv: Sequence[str] | None = None) -> list[Trial]:
     if settings.variant:
         sweep = next(v.sweep for v in sweep.variants if v.flag == settings.variant)
     try:
+        check_run_names(settings)  # before anything is written (the synthetic data, the MLflow store)
         launch = validate(sweep, settings)
         uri = tracking.tracking_uri(settings.mlflow_uri)
         client = None if settings.dry_run else tracking.connect(uri)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 
 import ray
@@ -18,8 +19,9 @@ from trainables.progress import Progress
 from trainables.recovery import CheckpointRepair, repair_state_files, reported
 from trainables.resources import check_fits
 from trainables.search import Search, search_for
-from trainables.storage import check_shared_cache, check_shared_storage, resolve_run
-from trainables.summary import collect, report
+from trainables.storage import (check_shared_cache, check_shared_storage, check_unchanged, resolve_run,
+                                 store_settings, stored_settings, taken)
+from trainables.summary import collect, failures, report
 from trainables.sweep import Sweep
 from trainables.trainable import decode, trainable_for
 
@@ -42,12 +44,16 @@ def start_ray(address: str | None) -> None:
 
 def build_tuner(sweep: Sweep, settings: Settings, launch: Launch, search: Search, shared: dict, *, storage: str,
                 run_name: str, resuming: bool, callbacks: list) -> tune.Tuner:
-    """A new Tuner over the search, or the interrupted one restored (finished trials kept)."""
+    """A new Tuner over the search, or the interrupted one restored (finished trials kept); a run
+    interrupted before its Tuner saved any state (in the preparation) starts its Tuner afresh."""
     trainable = tune.with_resources(
         tune.with_parameters(trainable_for(sweep.method), index=launch.index, shared=shared),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
-    if resuming:
+    if resuming and not tune.Tuner.can_restore(f"{storage}/{run_name}"):
+        print(f"[aigid] resuming {storage}/{run_name}: it was interrupted before any trial started; "
+              "its trials start now", flush=True)
+    elif resuming:
         print(f"[aigid] resuming {storage}/{run_name}: finished trials are kept, unfinished and failed ones "
               "continue from their last checkpoints", flush=True)
         node = ray._private.worker._global_node  # None under Ray Client: Ray's default folder then
@@ -100,11 +106,22 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
     optuna_axes = sweep.single_grid(settings.synthetic) if settings.search == "optuna" else {}
     search = search_for(settings, launch.points, optuna_axes, method.selection.describe(launch.points[0]),
                         max(c.epochs for c in launch.configs))
-    parent = tracking.parent_run(client, experiment, run_name, tags, params={
+    params = {
         **{f"base.{k}": v for k, v in launch.base.items()}, **{f"grid.{k}": v for k, v in launch.axes.items()},
         **search.params, "seeds": settings.seeds, "gpus_per_trial": settings.gpus_per_trial,
         "cpus_per_trial": settings.cpus_per_trial, "max_failures": settings.max_failures, "storage": storage,
-    })
+    }
+    found = tracking.find_parent(client, experiment, run_name)
+    if found and not resuming:  # its folder is gone but its MLflow runs are not: never mix two sets of trials
+        raise taken(run_name)
+    recorded = {**params, "data": index.root}  # with the data: a resume on other data would mix two benchmarks
+    stored = stored_settings(storage, run_name) if resuming else None
+    if stored is not None:
+        check_unchanged(run_name, stored, recorded)
+    store_settings(storage, run_name, recorded)
+    parent = found or tracking.parent_run(client, experiment, run_name, tags, params)
+    if found:
+        client.update_run(found, status="RUNNING")
     print(f"[aigid] MLflow: experiment '{sweep.name}', parent run {parent} at {uri}", flush=True)
     if uri.startswith("http"):  # MLflow 3's UI opens in its GenAI view unless told otherwise
         print(f"[aigid] open {uri}/#/experiments/{experiment}/runs/{parent}?workflowType=machine_learning", flush=True)
@@ -127,8 +144,11 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
                                                "data_root": None if index.synthetic else index.root},
                folder=report_folder(storage, run_name))
         status = "FINISHED" if all(t.finished for t in trials) else "FAILED"
-        return trials
     finally:
         if logger is not None:
             logger.close()  # every queued child-run write lands before the parent is closed
         client.set_terminated(parent, status=status, end_time=int(time.time() * 1000))
+    if status == "FAILED":  # after the table: a script or scheduler sees the failure in the exit status
+        print(failures(trials, settings.max_failures, run_name), file=sys.stderr, flush=True)
+        raise SystemExit(1)
+    return trials

@@ -1,15 +1,18 @@
 """Where a sweep's checkpoints live, and finding a sweep again to resume it."""
 from __future__ import annotations
 
+import json
 import os
 import time
 from pathlib import Path
 
+import pyarrow.fs
 import ray
 from ray import tune
 
 from aigid.errors import StorageError
 
+SETTINGS_FILE = "aigid_sweep.json"  # in the run's folder: what its trials were asked for, written before any pass
 # Filesystems that every node of a cluster can mount at the same path.
 SHARED_FILESYSTEMS = ("nfs", "nfs4", "cifs", "smb3", "lustre", "gpfs", "ceph", "glusterfs", "beegfs", "fuse")
 
@@ -70,19 +73,70 @@ def check_shared_cache(cache_dir: str, declared_shared: bool) -> str:
     return path
 
 
+def settings_path(storage: str, run: str) -> tuple[pyarrow.fs.FileSystem, str]:
+    """The run's settings file on its filesystem (a local folder or an object store URI)."""
+    fs, root = pyarrow.fs.FileSystem.from_uri(storage if "://" in storage else os.path.abspath(storage))
+    return fs, f"{root}/{run}/{SETTINGS_FILE}"
+
+
+def stored_settings(storage: str, run: str) -> dict | None:
+    """The settings the run was started with, or None if it never got that far."""
+    fs, path = settings_path(storage, run)
+    try:
+        with fs.open_input_stream(path) as f:
+            return json.loads(f.read())
+    except FileNotFoundError:
+        return None
+
+
+def store_settings(storage: str, run: str, settings: dict) -> None:
+    """Record a run's settings in its folder before any work: they mark the run as started (a
+    killed preparation can be resumed) and a resume compares the new command's with them."""
+    fs, path = settings_path(storage, run)
+    fs.create_dir(path.rsplit("/", 1)[0])
+    with fs.open_output_stream(path) as f:
+        f.write(json.dumps(settings, indent=1, sort_keys=True, default=list).encode())
+
+
+def check_unchanged(run: str, stored: dict, new: dict) -> None:
+    """Refuse to resume `run` under settings other than its own: Tune would keep the old trials'
+    configs and silently ignore the change, or fail them against the newly prepared features."""
+    new = json.loads(json.dumps(new, default=list))  # as stored: tuples become lists
+    diff = [f"{key}: {stored.get(key, '(unset)')} -> {new.get(key, '(unset)')}"
+            for key in sorted(set(stored) | set(new)) if stored.get(key) != new.get(key)]
+    if diff:
+        raise StorageError(f"--resume {run} with other settings than it was started with ({'; '.join(diff)}); "
+                           "repeat its original options, or start a new --name")
+
+
+def started(storage: str, run: str) -> bool:
+    """Whether a run of this name was begun under `storage` (its settings file, or a Tune state
+    of a run begun before settings files were written)."""
+    return stored_settings(storage, run) is not None or tune.Tuner.can_restore(f"{storage}/{run}")
+
+
+def taken(run: str) -> StorageError:
+    return StorageError(f"{run} exists; --resume {run} or a new --name (a second set of trials under one run "
+                        "would mix in its MLflow parent)")
+
+
 def resolve_run(sweep_name: str, storage: str, name: str | None, resume: str | None) -> tuple[str, bool]:
-    """(run name, resuming?). `--resume` alone picks this sweep's newest run under a local storage."""
+    """(run name, resuming?). `--resume` alone picks this sweep's newest run under a local storage;
+    a new run may not take the name of one that exists."""
     if resume is None:
-        return name or f"{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}", False
+        run = name or f"{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        if started(storage, run):
+            raise taken(run)
+        return run, False
     run = name if resume == "latest" and name else resume
     if run == "latest":
         if "://" in storage:
             raise StorageError("--resume with an object-store --storage needs the run's name: --resume NAME")
-        candidates = sorted((p for p in Path(storage).glob(f"{sweep_name}-*") if tune.Tuner.can_restore(str(p))),
+        candidates = sorted((p for p in Path(storage).glob(f"{sweep_name}-*") if started(storage, p.name)),
                             key=lambda p: p.stat().st_mtime)
         if not candidates:
             raise StorageError(f"nothing to resume: no run of {sweep_name} under {storage}")
         run = candidates[-1].name
-    if not tune.Tuner.can_restore(f"{storage}/{run}"):
-        raise StorageError(f"cannot resume {storage}/{run}: no Tune experiment state there (check --storage and the name)")
+    if not started(storage, run):
+        raise StorageError(f"cannot resume {storage}/{run}: no run of that name there (check --storage and the name)")
     return run, True

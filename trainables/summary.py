@@ -74,6 +74,19 @@ def outcome(trials: list[Trial], best: tuple[list[Trial], float] | None, selecti
     return "\n".join(lines)
 
 
+def failures(trials: list[Trial], max_failures: int, run: str) -> str:
+    """The closing lines of a sweep whose trials failed: how many, then the first error of each kind
+    (its exception type) with how many trials it stopped."""
+    failed = [t for t in trials if not t.finished]
+    kinds: dict[str, list[Trial]] = {}
+    for trial in failed:
+        kinds.setdefault(trial.error.split(":")[0], []).append(trial)
+    lines = [f"error: {len(failed)} of {len(trials)} trials failed (each after {max_failures} retries, --max-failures); "
+             f"fix the cause and rerun them with --resume {run}"]
+    lines += [f"  {len(here)} × {kind}, first in {here[0].name}: {here[0].error}" for kind, here in kinds.items()]
+    return "\n".join(lines)
+
+
 def headline(trials: list[Trial], best: tuple[list[Trial], float] | None, axes) -> tuple[list[Metric], list[RunTag]]:
     """What the parent run shows in MLflow's run table and charts: the best grid point's score and
     headline metrics, its grid values (tags, which a resumed sweep may update), trials finished/failed."""

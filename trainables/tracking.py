@@ -7,6 +7,7 @@ finds a trial's existing run by its trial id, so a resumed driver keeps logging 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import math
 import os
@@ -23,6 +24,7 @@ from aigid.errors import UserError
 from trainables.trainable import ITERATION  # Tune's count of a trial's results: the MLflow step
 
 DEFAULT_DB = "mlflow.db"
+SQLITE = "sqlite:///"
 # MLflow retries an unreachable server for minutes; the pre-flight probe must fail at once.
 PROBE_ENV = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "10"}
 MAX_PARAM_LENGTH = 6000  # MLflow's limit on a param value
@@ -31,7 +33,7 @@ SEARCH_MAX_RESULTS = 50000  # MLflow's limit on one search_runs page
 
 def tracking_uri(explicit: str | None) -> str:
     """--mlflow-uri, else $MLFLOW_TRACKING_URI, else a SQLite store in the working directory."""
-    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{os.path.abspath(DEFAULT_DB)}"
+    return explicit or os.environ.get("MLFLOW_TRACKING_URI") or f"{SQLITE}{os.path.abspath(DEFAULT_DB)}"
 
 
 class TrackingError(UserError):
@@ -40,9 +42,9 @@ class TrackingError(UserError):
 
 def connect(uri: str) -> MlflowClient:
     """A client whose store answered a request: fail before any trial runs, naming the URI."""
-    client = MlflowClient(tracking_uri=uri)
     try:
-        with environ(PROBE_ENV):
+        with sqlite_lock(uri), environ(PROBE_ENV):
+            client = MlflowClient(tracking_uri=uri)  # creates and migrates a SQLite store's tables
             client.search_experiments(max_results=1)
     except Exception as error:  # the store's own error types vary by backend
         raise TrackingError(
@@ -50,6 +52,18 @@ def connect(uri: str) -> MlflowClient:
             "Start the server or pass --mlflow-uri (default: a local sqlite:///mlflow.db)."
         ) from error
     return client
+
+
+@contextlib.contextmanager
+def sqlite_lock(uri: str):
+    """Hold a lock beside a local SQLite store while a client opens it: two sweeps started at once on a
+    fresh store otherwise both create and migrate its tables ('duplicate column name: step')."""
+    if not uri.startswith(SQLITE):
+        yield
+        return
+    with open(f"{uri[len(SQLITE):]}.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
 
 
 @contextlib.contextmanager
@@ -116,16 +130,17 @@ def error_line(trial) -> str:
     return lines[-1] if lines else "unknown error"
 
 
-def parent_run(client: MlflowClient, experiment: str, run_name: str, tags: dict, params: dict) -> str:
-    """The sweep's parent run: the existing one of a resumed sweep (same `aigid_run`), else a new one."""
+def find_parent(client: MlflowClient, experiment: str, run_name: str) -> str | None:
+    """The parent run of the sweep run `run_name` (its `aigid_run` tag), if MLflow has one."""
     # Children carry `aigid_run` too: match the parent's own tag, or with more children than
     # max_results the newest hits are all children and a second parent would be created.
     found = client.search_runs([experiment], filter_string=f"tags.aigid_run = '{run_name}' and tags.aigid_parent = 'true'",
                                max_results=1)
-    if found:
-        run_id = found[0].info.run_id
-        client.update_run(run_id, status="RUNNING")
-        return run_id
+    return found[0].info.run_id if found else None
+
+
+def parent_run(client: MlflowClient, experiment: str, run_name: str, tags: dict, params: dict) -> str:
+    """A new sweep's parent run, with the sweep's settings as params."""
     run_id = client.create_run(experiment, tags={**tags, "aigid_parent": "true"}, run_name=run_name).info.run_id
     client.log_batch(run_id, params=as_params(params))
     return run_id
@@ -146,6 +161,7 @@ class SweepLogger(tune.Callback):
         self.client: MlflowClient | None = None
         self.run_ids: dict[str, str] = {}
         self.last_step: dict[str, int] = {}  # run id -> highest step logged
+        self.stale_errors: set[str] = set()  # runs of a resumed sweep that carry an earlier attempt's error tag
         self.queue: queue.Queue = queue.Queue()
         self.writer: threading.Thread | None = None  # started with the first event
 
@@ -185,6 +201,8 @@ class SweepLogger(tune.Callback):
         )
         if found:  # a resumed sweep: carry on after the steps this run already has
             run_id = found[0].info.run_id
+            if "error" in found[0].data.tags:
+                self.stale_errors.add(run_id)
             self.last_step[run_id] = max((m.step for m in self.client.get_metric_history(run_id, "epoch")), default=0)
         else:
             tags = {**self.tags, "mlflow.parentRunId": self.parent_run_id, "trial_id": trial_id}
@@ -206,6 +224,9 @@ class SweepLogger(tune.Callback):
         run_id = self._run_id(trial_id, name, config)
         if error is not None:
             self.client.set_tag(run_id, "error", error[:5000])
+        elif run_id in self.stale_errors:  # failed before the resume, finished after it
+            self.client.delete_tag(run_id, "error")
+            self.stale_errors.discard(run_id)
         self.client.set_terminated(run_id, status=status)
 
     @staticmethod
