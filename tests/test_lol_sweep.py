@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from aigid.data.layouts import scan
+from aigid.data.layouts import SUBSET_IDS, scan
 
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
@@ -82,3 +82,15 @@ def test_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path,
         assert sorted(m.step for m in history) == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"summary.txt", "trials.json"} <= artifacts
+
+
+def test_cross_generator_trains_biggan_at_its_lower_lr(small_genimage):
+    """§4.2: 5e-7 for the BigGAN trial, 5e-6 for the seven others (with --data: the paper's values)."""
+    from trainables.arguments import parse_settings
+    from trainables.launcher import validate
+
+    sweep = load_sweep("lol_cross_generator")
+    launch = validate(sweep, parse_settings(sweep, ["--data", str(small_genimage), "--backbone", "aigid-tiny-rn",
+                                                    "--pretrained", "none", "--set", "train_volume=None"]))
+    lr = {c.train_subset: c.lr for c in launch.configs}
+    assert lr == {s: 5e-7 if s == "biggan" else 5e-6 for s in SUBSET_IDS}
