@@ -1,8 +1,8 @@
 """APN's hyper-parameters with the paper's defaults (../shared/papers/apn.txt).
 
 Per-dataset defaults (§4.1.3, §4.2): GenImage trains on SD v1.4 with K = 15 for 10 epochs;
-DiffusionForensics (DF) trains on ADM with K = 5 for 40 epochs and is evaluated on its
-LSUN-Bedroom scene. Fields left None take them from the dataset's layout.
+DiffusionForensics (DF) trains on ADM of its LSUN-Bedroom scene (§4.1.1) with K = 5 for 40
+epochs and is evaluated on that scene. Fields left None take them from the dataset's layout.
 """
 from __future__ import annotations
 
@@ -28,7 +28,8 @@ class APNConfig(FlatConfig):
 
     DATASET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "genimage": {"train_subset": "sdv14", "num_proposals": 15, "epochs": 10},  # §4.1.3, §4.2.1-2
-        "diffusionforensics": {"train_subset": "adm", "num_proposals": 5, "epochs": 40, "test_scene": "lsun_bedroom"},
+        "diffusionforensics": {"train_subset": "adm", "num_proposals": 5, "epochs": 40, "train_scene": "lsun_bedroom",
+                               "test_scene": "lsun_bedroom"},
     }
     BY_DATASET: ClassVar[tuple[str, ...]] = ("train_subset", "num_proposals", "epochs")
 
@@ -62,6 +63,8 @@ class APNConfig(FlatConfig):
     crop: int = 224  # §4.2.2: random crop in training, centre crop in testing, no other augmentation
     train_subset: str | None = None  # §4.1.3: sdv14 (GenImage), adm (DF); None = by dataset
     train_volume: int | None = None  # None = the whole training subset (the paper's)
+    # §4.1.1: DF's training set is 40,000 LSUN-Bedroom real + 40,000 ADM images: its other scenes stay out.
+    train_scene: str | None = None  # DF scene to train on; None = lsun_bedroom on DF; unused elsewhere
     test_subsets: tuple[str, ...] | None = None  # None = every subset of the test split (of test_scene on DF)
     test_scene: str | None = None  # DF scene to test on; None = lsun_bedroom on DF (§4.1.1)
     test_limit: int | None = None  # per test subset, for quick looks; None = all

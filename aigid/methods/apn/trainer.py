@@ -196,8 +196,9 @@ class APNTrainer:
 
 
 def select_training_samples(index: DatasetIndex, config: APNConfig):
-    """The training subset's images (a balanced nested subsample when `train_volume` is set)."""
-    return training_subset(index, config.train_subset, config.train_volume, config.seed)
+    """The training subset's images, of `train_scene` on DF (a balanced nested subsample when `train_volume` is set)."""
+    scene = config.train_scene if index.layout == "diffusionforensics" else None
+    return training_subset(index, config.train_subset, config.train_volume, config.seed, group=scene)
 
 
 def _scene(index: DatasetIndex, config: APNConfig) -> str | None:
