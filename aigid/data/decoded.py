@@ -51,18 +51,19 @@ class DecodedImages:
 class _Pixels:
     """(image, path) -> the uint8 test view of the image (picklable for DataLoader workers)."""
 
-    def __init__(self, crop: int):
-        self.transform = centre_crop_pixels(crop)
+    def __init__(self, crop: int, small: str):
+        self.transform = centre_crop_pixels(crop, small=small)
 
     def __call__(self, image, path: str) -> torch.Tensor:
         return self.transform(image)
 
 
-def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size: int = 64,
+def decode_once(paths, crop: int, cache_dir, *, small: str, num_workers: int = 0, batch_size: int = 64,
                 log: Callable[[str], None] | None = print) -> DecodedImages:
-    """The entry for `paths` at `crop`: read if present, else decoded now (and stored)."""
+    """The entry for `paths` at `crop` (images smaller grown by the `small` rule, aigid.data.transforms):
+    read if present, else decoded now (and stored)."""
     paths = tuple(sorted(set(paths)))
-    key = content_key({"version": VERSION, "what": "uint8 centre crops", "crop": crop}, paths)
+    key = content_key({"version": VERSION, "what": "uint8 centre crops", "crop": crop, "small": small}, paths)
     root = Path(cache_dir) / f"decoded-{key}"
     entry = DecodedImages(str(root), paths, crop)
     if entry.available():
@@ -74,7 +75,7 @@ def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size
     try:
         images = np.lib.format.open_memmap(partial / IMAGES, mode="w+", dtype=np.uint8, shape=(len(paths), 3, crop, crop))
         ok = np.zeros(len(paths), dtype=bool)
-        loader = DataLoader(IndexedImages(paths, _Pixels(crop)), batch_size=batch_size, num_workers=num_workers,
+        loader = DataLoader(IndexedImages(paths, _Pixels(crop, small)), batch_size=batch_size, num_workers=num_workers,
                             collate_fn=collate_indexed)
         start = time.perf_counter()
         for rows, batch in loader:

@@ -114,6 +114,11 @@ class APNConfig(FlatConfig):
             self.test_subsets = tuple(self.test_subsets)
 
 
+# The paper is silent on images smaller than the crop (§4.2.2: random crop 224 in training, centre
+# crop 224 in testing; no code released). We zero-pad, as a torchvision CenterCrop does, in training
+# and testing alike: padding adds no content, where tiling would stitch copies of the image.
+SMALL_IMAGES = "pad"
+
 # The synthetic stand-in is a few hundred images: tiny torchvision-family backbones at a 64 px
 # crop, and a learning rate that moves random-init weights within a few epochs (48 training
 # images, 6 steps an epoch: 3 epochs left the classifier and the BN running stats unsettled).

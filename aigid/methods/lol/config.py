@@ -66,6 +66,10 @@ class LoLConfig(FlatConfig):
             self.test_subsets = tuple(self.test_subsets)
 
 
+# §4.2: "Images that did not meet the minimum crop requirements were expanded by stitching repeated
+# content": an image smaller than the crop is tiled (aigid.data.transforms), in training and testing.
+SMALL_IMAGES = "tile"
+
 # §4.2: "For the BigGAN training process, a lower learning rate of 5e-7 was used to ensure stability"
 # (Fig. 4-5 train on each subset: sweeps/lol_cross_generator.py).
 BIGGAN_LR = 5e-7

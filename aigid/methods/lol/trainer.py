@@ -12,7 +12,7 @@ from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex
 from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform, train_transform
-from aigid.methods.lol.config import LoLConfig
+from aigid.methods.lol.config import SMALL_IMAGES, LoLConfig
 from aigid.methods.lol.model import LoLDetector, random_masks
 from aigid.metrics import binary_metrics, mean_std, per_subset_summary
 
@@ -38,7 +38,7 @@ class LoLTrainer:
         mean, std = self.model.info.mean, self.model.info.std
         self.train_samples = select_training_samples(index, config)
         self.train_loader = make_loader(
-            self.train_samples, train_transform(config.crop, flip=config.flip, rotate=config.rotate, mean=mean, std=std),
+            self.train_samples, train_transform(config.crop, small=SMALL_IMAGES, flip=config.flip, rotate=config.rotate, mean=mean, std=std),
             config.batch_size, shuffle=True, num_workers=num_workers, seed=config.seed, drop_last=False,
         )
         tests = select_test_samples(index, config)
@@ -55,7 +55,7 @@ class LoLTrainer:
             self.pixel_std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         else:
             self.test_loaders = {
-                subset: make_loader(samples, test_transform(config.crop, mean=mean, std=std), self.eval_batch,
+                subset: make_loader(samples, test_transform(config.crop, small=SMALL_IMAGES, mean=mean, std=std), self.eval_batch,
                                     shuffle=False, num_workers=num_workers)
                 for subset, samples in tests.items()
             }
