@@ -10,11 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from aigid.backbones import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (torchvision's backbones; APN's trainer reads them here)
 from aigid.methods.apn.backbones import BUILDERS
 from aigid.methods.apn.model import ABLATIONS
 from aigid.methods.config import FlatConfig
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's backbones
 SYNTHETIC_TEST_ROOT = "synthetic"  # test_root value: the synthetic DF stand-in beside a synthetic training set
 # GenImage generator -> its folder names in DF (§4.1.3 / Table 3: SD v1, ADM, Midjourney); DF's
 # release calls its SD v1 folder sdv1_new in some versions.

@@ -39,7 +39,7 @@ class LoLConfig(FlatConfig):
     train_volume: int | None = 3200  # §4.4: 1,600 real + 1,600 generated images; None = all
     test_subsets: tuple[str, ...] | None = None  # None = every subset of the test split
     test_limit: int | None = None  # per test subset, for quick looks; None = all (the paper's)
-    eval_every_steps: int = 0  # Fig. 2 evaluates every 400 steps; 0 = once per epoch only
+    eval_every_steps: int = 0  # §3.2.1/Fig. 2: every 400 training steps (sweeps/lol_fig2.py); 0 = at epoch ends only
     stability_epochs: int = 5  # §4.3/Table 2: mean ± std over the final five epochs
     seed: int = 0
 

@@ -116,12 +116,14 @@ class LoLTrainer:
             torch.manual_seed(config.seed * 100_003 + self.epoch)  # augmentation RNG, reproducible on resume
             self.train_loader.generator.manual_seed(config.seed * 100_003 + self.epoch)
             losses = []
-            for images, labels, n_skipped in self.train_loader:
+            last_batch = len(self.train_loader) - 1
+            for batch, (images, labels, n_skipped) in enumerate(self.train_loader):
                 self.skipped_files += n_skipped
                 if len(labels) == 0:
                     continue
                 losses.append(self.train_step(images, labels))
-                if config.eval_every_steps and self.step % config.eval_every_steps == 0:
+                # Fig. 2: every `eval_every_steps` steps; on an epoch's last step the epoch end evaluates
+                if config.eval_every_steps and self.step % config.eval_every_steps == 0 and batch < last_batch:
                     yield self._record(self.evaluate(), losses, epoch_end=False)
             self.epoch += 1
             yield self._record(self.evaluate(), losses, epoch_end=True)
