@@ -103,7 +103,7 @@ def test_fig2_draws_avg_acc_against_training_steps_from_mid_epoch_evaluations(ra
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     trials = main(load_sweep("lol_fig2"), ["--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--name", "f2",
-                                           "--set", "epochs=1", "--set", "test_limit=4"])
+                                           "--set", "epochs=1", "--set", "eval_every_steps=2", "--set", "test_limit=4"])
     assert len(trials) == 3 and all(t.finished for t in trials)
     for trial in trials:
         mid = [row for row in trial.history if not row["epoch_end"]]
