@@ -1,4 +1,5 @@
-"""open_clip image encoders: names, weights (open_clip tag | local checkpoint | none), block tokens.
+"""open_clip image encoders: names, weights (open_clip tag | local checkpoint | none), block tokens;
+and torchvision's ImageNet ResNets (LoL Fig. 2's "standard ResNet50") under the same conventions.
 
 Every method builds its backbone here, so the rules that silently ruin results live in one
 place: OpenAI weights get their QuickGELU architecture, a weights source that cannot be
@@ -20,6 +21,7 @@ from huggingface_hub import constants as hf_hub_constants, get_session
 from open_clip.factory import load_state_dict
 from open_clip.model import _build_vision_tower  # private, stable since open_clip 2.0: the image tower alone
 from open_clip.transformer import VisionTransformer
+from torchvision import models as tv_models
 
 from aigid.errors import UserError
 
@@ -29,6 +31,12 @@ CONFIG_DIR = Path(__file__).parent / "configs"
 
 if not set(TINY_BACKBONES) <= set(open_clip.list_models()):
     open_clip.add_model_config(CONFIG_DIR)
+
+# torchvision ImageNet classifiers as image encoders: name -> (builder, weights enum). Tags are the
+# enum's members (IMAGENET1K_V1: torchvision's original ResNet-50 weights); the classifier is dropped.
+TORCHVISION_BACKBONES = {"tv-resnet50": (tv_models.resnet50, tv_models.ResNet50_Weights),
+                         "tv-resnet18": (tv_models.resnet18, tv_models.ResNet18_Weights)}
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 _CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors")
 _LIST_MODELS = '`python -c "import open_clip; print(open_clip.list_models())"`'
@@ -89,12 +97,24 @@ def resolve_model_name(name: str, pretrained: str | None) -> str:
     return quick if uses_quick_gelu else name
 
 
+def _check_torchvision(name: str, pretrained: str | None) -> None:
+    if _is_random_init(pretrained) or Path(pretrained).expanduser().is_file():
+        return
+    tags = [w.name for w in TORCHVISION_BACKBONES[name][1]]
+    if pretrained not in tags:
+        raise BackboneError(f"{name} has no torchvision weights {pretrained!r} (its tags: {', '.join(tags)}): pass one "
+                            f"of those, a local checkpoint file, or --pretrained none for random init")
+
+
 def check_backbone(name: str, pretrained: str | None) -> None:
     """Cheap pre-flight before launching trials: builds nothing, touches no network."""
+    if name in TORCHVISION_BACKBONES:
+        return _check_torchvision(name, pretrained)
     if name not in open_clip.list_models():
         raise BackboneError(
             f"unknown backbone {name!r}: the papers use {', '.join(PAPER_BACKBONES)}; tests and smoke runs use "
-            f"{', '.join(TINY_BACKBONES)}; any open_clip architecture also works, list them with {_LIST_MODELS}"
+            f"{', '.join(TINY_BACKBONES)}; torchvision's ImageNet {', '.join(TORCHVISION_BACKBONES)}; any open_clip "
+            f"architecture also works, list them with {_LIST_MODELS}"
         )
     if _is_random_init(pretrained) or _local_file(name, pretrained) is not None:
         return
@@ -197,6 +217,35 @@ def _image_driven_cls(visual: torch.nn.Module) -> None:
             visual.positional_embedding.zero_()
 
 
+def _torchvision_encoder(name: str, pretrained: str | None) -> tuple[torch.nn.Module, EncoderInfo]:
+    """A torchvision ImageNet ResNet without its classifier (2048-wide features for ResNet-50)."""
+    build, weights_enum = TORCHVISION_BACKBONES[name]
+    model = build(weights=None)
+    if _is_random_init(pretrained):
+        pretrained = None
+    elif Path(pretrained).expanduser().is_file():
+        pretrained = str(Path(pretrained).expanduser().resolve())
+        try:
+            model.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
+        except Exception as error:
+            raise BackboneError(f"checkpoint {pretrained} is not a {name} state dict (torchvision's own file, "
+                                f"e.g. resnet50-0676ba61.pth): {str(error)[:300]}") from error
+    else:
+        try:
+            model.load_state_dict(weights_enum[pretrained].get_state_dict(progress=False))
+        except Exception as error:
+            reason = str(error).rstrip(".")
+            raise BackboneError(
+                f"could not load torchvision weights {pretrained!r} for {name}: {reason}. Without network access pass "
+                f"a local checkpoint (--pretrained /path/to/{weights_enum[pretrained].url.rsplit('/', 1)[-1]}, "
+                f"downloaded once from {weights_enum[pretrained].url}) or --pretrained none for random init."
+            ) from error
+    width = model.fc.in_features
+    model.fc = torch.nn.Identity()
+    return model, EncoderInfo(name=name, pretrained=pretrained, embed_dim=width, image_size=224, mean=IMAGENET_MEAN,
+                              std=IMAGENET_STD, num_blocks=None)
+
+
 def create_image_encoder(
     name: str, pretrained: str | None = "openai", *, device: str | torch.device = "cpu"
 ) -> tuple[torch.nn.Module, EncoderInfo]:
@@ -208,6 +257,9 @@ def create_image_encoder(
     123M parameters of waste.
     """
     check_backbone(name, pretrained)
+    if name in TORCHVISION_BACKBONES:
+        model, info = _torchvision_encoder(name, pretrained)
+        return model.to(device=device, dtype=torch.float32).train(), info
     model_name = resolve_model_name(name, pretrained)
     cfg = open_clip.get_model_config(model_name)
     visual = _build_vision_tower(cfg["embed_dim"], cfg["vision_cfg"], quick_gelu=cfg.get("quick_gelu", False))

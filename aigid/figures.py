@@ -17,7 +17,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from aigid.trials import Trial, label
+from aigid.trials import Trial, finished, label
 
 Score = Callable[[Trial], float]
 DPI = 110
@@ -393,6 +393,32 @@ def curve(
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8, loc="best")
     ax.set_title(_title(title, len(pairs), skipped, synthetic, int(11 * width)), fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)
+
+
+def step_curves(
+    trials: Sequence[Trial], key: str, name_of, *, title: str, path: str, score_label: str,
+    chance: float | None = 0.5, synthetic: bool = False,
+) -> str | None:
+    """`key` against the training step at every evaluation of each finished trial (its `history`, mid-epoch
+    rows included), one line per trial named by `name_of(trial)` (LoL Fig. 2)."""
+    lines = [(name_of(t), [(row["step"], 100 * row[key]) for row in t.history if key in row and "step" in row])
+             for t in finished(trials)]
+    lines = [(name, points) for name, points in lines if points]
+    if not lines:
+        return None
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    for n, (name, points) in enumerate(lines):
+        ax.plot(*zip(*points), marker="o", ms=3, color=f"C{n}", label=name)
+    if chance is not None:
+        ax.axhline(100 * chance, color="grey", ls="--", lw=1, label=f"chance ({100 * chance:g} %)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(score_label)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="best")
+    ax.set_title(_title(title, len(lines), len(trials) - len(lines), synthetic, 80), fontsize=10)
     fig.tight_layout()
     return save(fig, path)
 

@@ -103,7 +103,7 @@ def tables_of(result) -> list[Table]:
 
 def final(trials: Sequence[Trial], key: str) -> str:
     """`key` (%) after the last epoch, mean (±std) over the trials given (seeds); 'failed' / '—' if none."""
-    values = [t.last(key) for t in finished(trials) if key in t.history[-1]]
+    values = [t.last(key) for t in finished(trials) if key in t.epochs[-1]]
     if values:
         return pct(mean_std(values))
     return "failed" if any(not t.finished for t in trials) else "—"

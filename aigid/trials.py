@@ -31,25 +31,36 @@ def point_name(config: dict, axes: Sequence[str]) -> str:
 
 @dataclass(frozen=True)
 class Trial:
-    """One trial: its full resolved config, how it ended, its last metrics and its epoch-end history."""
+    """One trial: its full resolved config, how it ended, its last metrics and its history of evaluations.
+
+    `history` holds every evaluation in order: the epoch ends, and between them the mid-epoch ones of a
+    method that evaluates every few steps (LoL's `eval_every_steps`, Fig. 2), marked `epoch_end: False`
+    and carrying their training `step`. The per-epoch readers (score, last, at_epoch, last_epochs) read
+    the epoch ends only (`epochs`); a row without the mark is an epoch end (reports before the mark).
+    """
 
     name: str
     config: dict
     status: str  # FINISHED or FAILED
     final: dict = field(default_factory=dict)  # the last reported metrics
-    history: tuple[dict, ...] = ()  # metrics at every epoch end, in order
+    history: tuple[dict, ...] = ()  # metrics at every evaluation, in order (see above)
     node: str = ""
     error: str = ""
     layout: str = ""  # the dataset's layout (aigid.data.layouts): which of the paper's test-set lists applies
 
     @property
+    def epochs(self) -> tuple[dict, ...]:
+        """The epoch-end rows of `history`."""
+        return tuple(row for row in self.history if row.get("epoch_end", True))
+
+    @property
     def finished(self) -> bool:
-        return self.status == FINISHED and bool(self.history)
+        return self.status == FINISHED and bool(self.epochs)
 
     @property
     def score(self) -> float:
         """The method's selection rule after the last epoch (aigid.selection), NaN if never reported."""
-        return self.history[-1].get(SCORE, math.nan) if self.history else math.nan
+        return self.epochs[-1].get(SCORE, math.nan) if self.epochs else math.nan
 
     @property
     def point(self) -> str:
@@ -61,16 +72,16 @@ class Trial:
 
     def at_epoch(self, epoch: int, key: str) -> float:
         """`key` at the end of `epoch` (1-based), NaN where it was not reached."""
-        return next((e[key] for e in self.history if e.get("epoch") == epoch and key in e), math.nan)
+        return next((e[key] for e in self.epochs if e.get("epoch") == epoch and key in e), math.nan)
 
     def last(self, key: str) -> float:
         """`key` after the last epoch, NaN if absent."""
-        return self.history[-1].get(key, math.nan) if self.history else math.nan
+        return self.epochs[-1].get(key, math.nan) if self.epochs else math.nan
 
     def last_epochs(self, key: str, k: int | None = None) -> list[float]:
         """`key` at the final k epoch ends (k = the trial's `stability_epochs`, the papers' five)."""
         k = k or int(self.config.get("stability_epochs", 5))
-        return [e[key] for e in self.history[-k:] if key in e]
+        return [e[key] for e in self.epochs[-k:] if key in e]
 
     def to_dict(self) -> dict:
         return asdict(self)

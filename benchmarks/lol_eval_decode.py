@@ -14,6 +14,7 @@ import time
 import torch
 
 from aigid.data.decoded import decode_once
+from aigid.methods.lol.config import SMALL_IMAGES
 from aigid.data.layouts import scan
 from aigid.data.synthetic import ensure_synthetic
 from aigid.methods.lol import OFFLINE_OVERRIDES, LoLConfig, LoLTrainer, select_test_samples
@@ -42,7 +43,7 @@ def main():
     print(f"decoded at every evaluation: {per_trial:.1f} s", flush=True)
     with tempfile.TemporaryDirectory() as cache:
         start = time.perf_counter()
-        entry = decode_once(paths, config.crop, cache, num_workers=args.workers, log=None)
+        entry = decode_once(paths, config.crop, cache, small=SMALL_IMAGES, num_workers=args.workers, log=None)
         decode = time.perf_counter() - start
         shared = timed(LoLTrainer(config, index, {"test_images": {entry.crop: entry}}), args.evaluations)
     print(f"decoded once ({decode:.1f} s) + evaluations from the shared crops ({shared:.1f} s): {decode + shared:.1f} s")

@@ -50,7 +50,7 @@ def main() -> None:
               f"{args.workers} decoding workers", flush=True)
         rates = {}
         for precision in ("float32", "bfloat16", "float32", "bfloat16"):  # twice each: the first warms up
-            request = FeatureRequest(args.backbone, None, (args.output,), paths, FixedView(test_transform(224)),
+            request = FeatureRequest(args.backbone, None, (args.output,), paths, FixedView(test_transform(224, small="pad")),
                                      precision=precision)
             rates[precision] = images_per_second(request, visual, store, args)
         for precision, rate in rates.items():

@@ -8,6 +8,7 @@ from aigid.data.layouts import DataError, scan
 from aigid.data.synthetic import make_synthetic
 from aigid.methods.apn import ABLATIONS, APN, OFFLINE_OVERRIDES, APNConfig, APNTrainer, check_data
 from aigid.methods.apn.club import CLUB
+from aigid.methods.apn.trainer import select_training_samples
 from aigid.methods.apn.spatial import OrthogonalDecomposition
 
 TINY = {**OFFLINE_OVERRIDES, "crop": 32, "feature_dim": 16, "q_hidden": 16, "num_proposals": 2}
@@ -159,6 +160,23 @@ def test_layout_picks_the_papers_dataset_defaults():
     assert (config.for_layout("genimage").num_proposals, config.for_layout("genimage").epochs) == (15, 10)
     df = config.for_layout("diffusionforensics")
     assert (df.num_proposals, df.epochs, df.train_subset, df.test_scene) == (5, 40, "adm", "lsun_bedroom")
+    assert df.train_scene == "lsun_bedroom" and config.for_layout("genimage").train_scene is None
+
+
+def test_diffusionforensics_trains_on_the_lsun_bedroom_scene_only(tmp_path):
+    """§4.1.1: DF's training set is LSUN-Bedroom real + ADM; a second scene in train/ stays out."""
+    df = make_synthetic(tmp_path / "df", layout="diffusionforensics", n_train=2, n_test=1)
+    shutil.copytree(df / "train" / "lsun_bedroom", df / "train" / "imagenet")
+    index = scan(df)
+    assert {s.group for s in index.select("train")} == {"lsun_bedroom", "imagenet"}
+    paper = APNConfig.from_flat(TINY).for_layout("diffusionforensics")
+    t = APNTrainer(paper, index)
+    assert {(s.group, s.label) for s in t.train_loader.dataset.samples} == {("lsun_bedroom", 0), ("lsun_bedroom", 1)}
+    assert len(t.train_loader.dataset.samples) == 4  # 2 real + 2 ADM
+    imagenet = APNConfig.from_flat({**TINY, "train_scene": "imagenet"}).for_layout("diffusionforensics")
+    assert {s.group for s in select_training_samples(index, imagenet)} == {"imagenet"}
+    with pytest.raises(DataError, match="no training images in 'church'.*it has: imagenet, lsun_bedroom"):
+        check_data(APNConfig.from_flat({"train_scene": "church"}).for_layout("diffusionforensics"), index)
     assert APNConfig(num_proposals=25).for_layout("diffusionforensics").num_proposals == 25
 
 

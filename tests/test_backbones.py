@@ -237,3 +237,22 @@ def test_block_cls_tokens_needs_a_vit():
     visual = create_image_encoder("aigid-tiny-rn", None)[0]
     with pytest.raises(BackboneError, match="need a ViT"):
         block_cls_tokens(visual, images())
+
+
+def test_torchvision_resnet50_random_init_local_checkpoint_and_bad_tag(tmp_path):
+    """LoL Fig. 2's standard ResNet-50: torchvision's architecture without its classifier, ImageNet
+    preprocessing; weights from a tag, a local state dict, or none."""
+    from aigid.backbones import IMAGENET_MEAN
+
+    encoder, info = create_image_encoder("tv-resnet50", None)
+    assert (info.embed_dim, info.mean, info.pretrained) == (2048, IMAGENET_MEAN, None)
+    assert encoder(torch.zeros(2, 3, 64, 64)).shape == (2, 2048)
+    from torchvision.models import resnet50
+
+    saved = resnet50(weights=None)
+    torch.save(saved.state_dict(), tmp_path / "resnet50-local.pth")
+    loaded, info = create_image_encoder("tv-resnet50", str(tmp_path / "resnet50-local.pth"))
+    assert torch.equal(loaded.conv1.weight, saved.conv1.weight) and info.pretrained.endswith("resnet50-local.pth")
+    with pytest.raises(BackboneError, match="no torchvision weights 'openai'.*IMAGENET1K_V1"):
+        check_backbone("tv-resnet50", "openai")
+    check_backbone("tv-resnet50", "IMAGENET1K_V1")  # a tag torchvision knows: loading it may need the network

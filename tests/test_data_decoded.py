@@ -7,6 +7,7 @@ from aigid.data.datasets import UnreadableImageWarning
 from aigid.data.decoded import decode_once
 from aigid.data.layouts import scan
 from aigid.methods.lol import LoLConfig, LoLTrainer, select_test_samples
+from aigid.methods.lol.config import SMALL_IMAGES
 
 CONFIG = {"backbone": "aigid-tiny-rn", "pretrained": None, "train_volume": 8, "test_limit": 4, "epochs": 1,
           "batch_size": 4}
@@ -20,7 +21,7 @@ def index(small_genimage):
 def test_lol_evaluates_the_decoded_crops_exactly_as_its_own_loaders(index, tmp_path):
     config = LoLConfig.from_flat(CONFIG)
     paths = [s.path for samples in select_test_samples(index, config).values() for s in samples]
-    decoded = decode_once(paths, config.crop, tmp_path, log=None)
+    decoded = decode_once(paths, config.crop, tmp_path, small=SMALL_IMAGES, log=None)
     torch.manual_seed(0)
     per_trial = LoLTrainer(config, index)
     torch.manual_seed(0)
@@ -36,12 +37,12 @@ def test_an_entry_is_decoded_once_and_skips_unreadable_files(index, tmp_path, ca
     broken = tmp_path / "broken.png"
     broken.write_bytes(b"not an image")
     with pytest.warns(UnreadableImageWarning, match="broken.png"):
-        entry = decode_once([*paths, str(broken)], 64, tmp_path / "cache")
+        entry = decode_once([*paths, str(broken)], 64, tmp_path / "cache", small=SMALL_IMAGES)
     assert "decoded once for every trial" in capsys.readouterr().out
     images, ok, row_of = entry.open()
     assert images.shape == (len(paths) + 1, 3, 64, 64) and images.dtype == np.uint8
     assert not ok[row_of[str(broken)]] and ok.sum() == len(paths)
-    again = decode_once(reversed([*paths, str(broken)]), 64, tmp_path / "cache")
+    again = decode_once(reversed([*paths, str(broken)]), 64, tmp_path / "cache", small=SMALL_IMAGES)
     assert again == entry and "read from" in capsys.readouterr().out
     assert [p.name for p in (tmp_path / "cache").iterdir()] == [entry.root.split("/")[-1]]  # no partial left
 
@@ -49,7 +50,7 @@ def test_an_entry_is_decoded_once_and_skips_unreadable_files(index, tmp_path, ca
 def test_a_trainer_on_a_node_without_the_entry_decodes_for_itself(index, tmp_path):
     config = LoLConfig.from_flat(CONFIG)
     paths = [s.path for samples in select_test_samples(index, config).values() for s in samples]
-    entry = decode_once(paths, config.crop, tmp_path, log=None)
+    entry = decode_once(paths, config.crop, tmp_path, small=SMALL_IMAGES, log=None)
     missing = type(entry)(str(tmp_path / "elsewhere"), entry.paths, entry.crop)
     trainer = LoLTrainer(config, index, {"test_images": {missing.crop: missing}})
     assert trainer.test_loaders and not trainer.decoded_tests

@@ -29,7 +29,7 @@ def paths(tmp_path_factory):
 
 def request(paths, **changes):
     fields = dict(backbone="aigid-tiny-vit", pretrained=None, outputs=("block_cls_ln2",), paths=paths,
-                  transform=FixedView(centre_crop(224)), view=0, seed=0)
+                  transform=FixedView(centre_crop(224, small="pad")), view=0, seed=0)
     return FeatureRequest(**{**fields, **changes})
 
 
@@ -42,7 +42,7 @@ def test_tables_hold_float16_outputs_equal_to_a_direct_forward(paths, tmp_path):
     assert table.features["patch_tokens"].shape == (len(paths), 196, 64)  # 224/16 = 14 × 14 patches, width 64
     assert all(a.dtype == np.float16 for a in table.features.values())
     visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
-    images = torch.stack([centre_crop(224)(load_rgb(p)) for p in table.paths])
+    images = torch.stack([centre_crop(224, small="pad")(load_rgb(p)) for p in table.paths])
     with torch.no_grad():
         expected = features.OUTPUTS["block_cls_ln2"](visual, images)
     assert torch.allclose(features.tensor_view(table, "block_cls_ln2").float(), expected, atol=2e-3)
@@ -54,7 +54,7 @@ def test_second_pass_is_a_hit_and_changed_inputs_are_misses(paths, tmp_path):
     assert extract([base], tmp_path, log=None)[1] == {"computed": 0, "cached": 1}
     changed = [
         request(paths[:-1]),  # another image list
-        request(paths, transform=FixedView(centre_crop(224, mean=(0.5,) * 3, std=(0.5,) * 3))),  # another transform
+        request(paths, transform=FixedView(centre_crop(224, small="pad", mean=(0.5,) * 3, std=(0.5,) * 3))),  # another transform
         request(paths, view=1), request(paths, seed=1),  # another view or seed
         request(paths, outputs=("block_cls",)),  # another output
     ]
@@ -74,7 +74,7 @@ from aigid.data.transforms import test_transform
 append = features._Rows.append
 features._Rows.append = lambda self, name, block: (append(self, name, block), time.sleep(0.5))  # slow enough to kill
 paths = tuple(sys.argv[2:])
-extract([FeatureRequest("aigid-tiny-vit", None, ("block_cls_ln2",), paths, FixedView(test_transform(224)))],
+extract([FeatureRequest("aigid-tiny-vit", None, ("block_cls_ln2",), paths, FixedView(test_transform(224, small="pad")))],
         sys.argv[1], batch_size=1, log=None)
 """
 
@@ -131,7 +131,7 @@ def test_bf16_autocast_features_match_float32_within_tolerance(paths, tmp_path):
 
 
 def test_training_views_are_seeded_per_image_and_differ_between_views(paths):
-    aug = CNNDetectionAugment(224)
+    aug = CNNDetectionAugment(224, small="pad")
     a, b, c = request(paths, transform=aug), request(paths[:3], transform=aug), request(paths, transform=aug, view=1)
     (ta, tb, tc), _ = extract([a, b, c], None, log=None)
     rows = ta.rows(tb.paths)
@@ -145,7 +145,7 @@ def test_training_views_are_the_same_wherever_the_dataset_lies(paths, tmp_path):
     copy = tmp_path / "elsewhere"
     shutil.copytree(root, copy)
     moved = tuple(str(copy / os.path.relpath(p, root)) for p in paths)
-    aug = CNNDetectionAugment(224)
+    aug = CNNDetectionAugment(224, small="pad")
     (here, there), _ = extract([request(paths, transform=aug, root=root), request(moved, transform=aug, root=str(copy))],
                                None, log=None)
     assert np.array_equal(here.features["block_cls_ln2"], there.features["block_cls_ln2"])
@@ -161,7 +161,7 @@ def test_unknown_outputs_and_paths_are_clear_errors(paths):
 
 def test_patch_tokens_are_the_final_layernorm_output_clip_pools_from(paths):
     visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
-    images = torch.stack([centre_crop(224)(load_rgb(p)) for p in paths[:2]])
+    images = torch.stack([centre_crop(224, small="pad")(load_rgb(p)) for p in paths[:2]])
     seen = []
     hook = visual.ln_post.register_forward_hook(lambda _m, _i, out: seen.append(out))
     with torch.no_grad():

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from aigid.data.layouts import scan
+from aigid.data.layouts import SUBSET_IDS, scan
 
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
@@ -82,3 +82,39 @@ def test_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path,
         assert sorted(m.step for m in history) == [1, 2]
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id)}
     assert {"summary.txt", "trials.json"} <= artifacts
+
+
+def test_cross_generator_trains_biggan_at_its_lower_lr(small_genimage):
+    """§4.2: 5e-7 for the BigGAN trial, 5e-6 for the seven others (with --data: the paper's values)."""
+    from trainables.arguments import parse_settings
+    from trainables.launcher import validate
+
+    sweep = load_sweep("lol_cross_generator")
+    launch = validate(sweep, parse_settings(sweep, ["--data", str(small_genimage), "--backbone", "aigid-tiny-rn",
+                                                    "--pretrained", "none", "--set", "train_volume=None"]))
+    lr = {c.train_subset: c.lr for c in launch.configs}
+    assert lr == {s: 5e-7 if s == "biggan" else 5e-6 for s in SUBSET_IDS}
+
+
+@pytest.mark.slow
+def test_fig2_draws_avg_acc_against_training_steps_from_mid_epoch_evaluations(ray_session, tmp_path, monkeypatch):
+    """The offline Fig. 2 sweep: three settings, evaluated every 2 steps (6 steps an epoch on the stand-in);
+    the mid-epoch rows reach each trial's history, MLflow (epoch_end 0, the training step) and the figure."""
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    trials = main(load_sweep("lol_fig2"), ["--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--name", "f2",
+                                           "--set", "epochs=1", "--set", "eval_every_steps=2", "--set", "test_limit=4"])
+    assert len(trials) == 3 and all(t.finished for t in trials)
+    for trial in trials:
+        mid = [row for row in trial.history if not row["epoch_end"]]
+        assert [row["step"] for row in mid] == [2, 4] and len(trial.epochs) == 1 and trial.epochs[0]["step"] == 6
+        assert all("test/mean/acc" in row for row in mid)
+    assert {t.config["backbone"] for t in trials} == {"tv-resnet18", "aigid-tiny-rn"}
+    assert (tmp_path / "results" / "f2" / "report" / "fig2_steps.png").stat().st_size > 10_000
+    client = MlflowClient(uri)
+    child = next(r for r in client.search_runs([client.get_experiment_by_name("lol_fig2").experiment_id])
+                 if "mlflow.parentRunId" in r.data.tags)
+    flags = client.get_metric_history(child.info.run_id, "epoch_end")
+    steps = client.get_metric_history(child.info.run_id, "step")
+    assert [m.value for m in sorted(flags, key=lambda m: m.step)] == [0, 0, 1]
+    assert [m.value for m in sorted(steps, key=lambda m: m.step)] == [2, 4, 6]

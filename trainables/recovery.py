@@ -116,7 +116,8 @@ def repair(trial) -> None:
 
 def reported(trial) -> list[dict]:
     """Every result `trial` reported, once each, in order: Tune's result file on storage, completed
-    from the trial's checkpoint with the epochs a killed driver wrote there but never synced."""
+    from the trial's checkpoint with the results (epoch ends and mid-epoch evaluations) a killed driver
+    wrote there but never synced."""
     try:
         with trial.storage.storage_filesystem.open_input_stream(f"{trial.path}/{EXPR_RESULT_FILE}") as f:
             lines = f.read().decode().splitlines()
@@ -129,6 +130,7 @@ def reported(trial) -> list[dict]:
         except json.JSONDecodeError:  # the last line of a copy a killed driver cut short
             pass
     progress = checkpoint_progress(trial.checkpoint) if trial.checkpoint is not None else None
-    by_iteration = {row[ITERATION]: row for row in (progress or {}).get("epochs", [])}
+    saved = [*(progress or {}).get("epochs", []), *(progress or {}).get("steps", [])]
+    by_iteration = {row[ITERATION]: row for row in saved}
     by_iteration.update({row[ITERATION]: {k: v for k, v in row.items() if k != "config"} for row in rows if ITERATION in row})
     return [by_iteration[i] for i in sorted(by_iteration)]

@@ -20,7 +20,7 @@ HEADLINE = ("test/mean/acc", "test/mean/ap")  # what every method's tables repor
 
 
 def collect(result_grid, tune_trials, records: list[list[dict]], method, axes, layout: str) -> list[Trial]:
-    """Each trial: full config, final metrics, epoch-end history (from `records`, recovery.reported),
+    """Each trial: full config, final metrics, history of evaluations (from `records`, recovery.reported),
     status and node. A trial that died before its first report has no result config: Tune's trial has it."""
     trials = []
     for result, tune_trial, record in zip(result_grid, tune_trials, records):
@@ -31,7 +31,7 @@ def collect(result_grid, tune_trials, records: list[list[dict]], method, axes, l
         config = method.config_cls.from_flat(decode(result.config or tune_trial.config)).to_flat()
         trials.append(Trial(
             name=point_name(config, axes), config=config, status=FAILED if result.error else FINISHED,
-            final=final, history=tuple(epochs),
+            final=final, history=tuple(record),
             node=f"{final.get('node_ip', '')}/{str(final.get('node_id', ''))[:8]}" if final else "",
             error=str(result.error).strip().splitlines()[-1] if result.error else "", layout=layout,
         ))
@@ -98,7 +98,7 @@ def headline(trials: list[Trial], best: tuple[list[Trial], float] | None, axes) 
         here, score = best
         metrics.append(Metric(f"best/{SCORE}", score, now, 0))
         for key in HEADLINE:
-            values = [t.last(key) for t in here if key in t.history[-1]]
+            values = [t.last(key) for t in here if key in t.epochs[-1]]
             if values:
                 metrics.append(Metric(f"best/{key}", sum(values) / len(values), now, 0))
         tags = [RunTag("best_trial", here[0].point)] + [RunTag(f"best.{axis}", str(here[0].config.get(axis))) for axis in axes]

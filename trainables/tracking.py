@@ -108,14 +108,16 @@ def as_params(flat: dict) -> list[Param]:
 
 
 def as_metrics(result: dict, step: int) -> list[Metric]:
-    """The numeric entries of a Tune result (bools and Tune's bookkeeping fields excluded)."""
+    """The numeric entries of a Tune result (Tune's bookkeeping fields excluded; of the bools only
+    `epoch_end`, as 1/0, so that a mid-epoch evaluation (0) reads apart from an epoch end (1); each
+    row also carries the training `step`, the x-axis of LoL's Fig. 2)."""
     now = int(time.time() * 1000)
     skip = {"timestamp", "pid", "time_this_iter_s", "time_total_s", "time_since_restore",
-            "iterations_since_restore", "epoch_end", "done"}
+            "iterations_since_restore", "done"}
     return [
         Metric(key, float(value), now, step)
         for key, value in result.items()
-        if key not in skip and isinstance(value, (int, float)) and not isinstance(value, bool)
+        if key not in skip and isinstance(value, (int, float)) and (key == "epoch_end" or not isinstance(value, bool))
         and math.isfinite(float(value))
     ]
 

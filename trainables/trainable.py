@@ -23,7 +23,7 @@ from aigid.selection import SCORE, Selection
 
 CHECKPOINT_FILE = "trainer.pt"
 # What a trial has reported so far, beside its weights: Tune's count of results (`training_iteration`)
-# and the epoch-end results, each with its count. A resumed trial's score needs the epochs, and the
+# and the epoch-end results, each with its count, and the mid-epoch evaluations (`steps`, LoL Fig. 2). A resumed trial's score needs the epochs, and the
 # checkpoint is the one record of them that a killed driver cannot leave behind (trainables/recovery.py).
 PROGRESS_FILE = "progress.json"
 ITERATION = "training_iteration"
@@ -77,22 +77,21 @@ def drive(trainer: Trainer, config, selection: Selection) -> None:
     Checkpoints are written at epoch ends only (see CHECKPOINT_EVERY_S), so a retried or
     resumed trial continues from a finished epoch.
     """
-    flat, progress = config.to_flat(), {ITERATION: 0, "epochs": []}
+    flat, progress = config.to_flat(), {ITERATION: 0, "epochs": [], "steps": []}
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
             trainer.load_state_dict(torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=False))
             with open(os.path.join(directory, PROGRESS_FILE)) as f:
                 progress = json.load(f)
-    epochs = progress["epochs"]
+    epochs, steps = progress["epochs"], progress.setdefault("steps", [])
     node = ray.get_runtime_context().get_node_id()  # several nodes may share an IP (one host, containers)
     last_checkpoint = time.monotonic()
     for result in trainer.run():
         progress[ITERATION] += 1  # Tune counts each report, from the restored checkpoint's count
         result = {**result, "node_id": node, SCORE: selection.score([*epochs, result], flat)}
-        if result.get("epoch_end"):
-            epochs.append({**{k: v for k, v in result.items() if isinstance(v, (int, float))},
-                           ITERATION: progress[ITERATION]})
+        (epochs if result.get("epoch_end") else steps).append(
+            {**{k: v for k, v in result.items() if isinstance(v, (int, float))}, ITERATION: progress[ITERATION]})
         due = result.get("epoch") >= config.epochs or time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
         if not (result.get("epoch_end") and due):
             tune.report(result)

@@ -54,19 +54,20 @@ class DecodedImages:
 class _Pixels:
     """(image, path) -> the uint8 test view of the image (picklable for DataLoader workers)."""
 
-    def __init__(self, crop: int):
-        self.transform = centre_crop_pixels(crop)
+    def __init__(self, crop: int, small: str):
+        self.transform = centre_crop_pixels(crop, small=small)
 
     def __call__(self, image, path: str) -> torch.Tensor:
         return self.transform(image)
 
 
-def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size: int = 64,
+def decode_once(paths, crop: int, cache_dir, *, small: str, num_workers: int = 0, batch_size: int = 64,
                 log: Callable[[str], None] | None = print) -> DecodedImages:
-    """The entry for `paths` at `crop`: read if present and its checksums hold, else decoded now (and
-    stored; a StorageError naming the bytes needed when --cache-dir lacks room)."""
+    """The entry for `paths` at `crop` (images smaller grown by the `small` rule, aigid.data.transforms):
+    read if present and its checksums hold, else decoded now (and stored; a StorageError naming the
+    bytes needed when --cache-dir lacks room)."""
     paths, cache_dir = tuple(sorted(set(paths))), Path(cache_dir)
-    key = content_key({"version": VERSION, "what": "uint8 centre crops", "crop": crop}, paths)
+    key = content_key({"version": VERSION, "what": "uint8 centre crops", "crop": crop, "small": small}, paths)
     root = cache_dir / f"decoded-{key}"
     entry = DecodedImages(str(root), paths, crop)
     note = log or warnings.warn  # a damaged or leftover entry is said even when progress is not
@@ -84,17 +85,17 @@ def decode_once(paths, crop: int, cache_dir, *, num_workers: int = 0, batch_size
         for leftover in remove_dead_partials(cache_dir):
             note(f"[aigid] removed {leftover} from {cache_dir}: left by a killed decoding pass")
         check_room(cache_dir, need)
-        _decode_into(partial_folder(cache_dir, root.name), entry, num_workers, batch_size, log)
+        _decode_into(partial_folder(cache_dir, root.name), entry, small, num_workers, batch_size, log)
     return entry
 
 
-def _decode_into(partial: Path, entry: DecodedImages, num_workers: int, batch_size: int, log) -> None:
+def _decode_into(partial: Path, entry: DecodedImages, small: str, num_workers: int, batch_size: int, log) -> None:
     """Stream the entry's crops into `partial` in row order, seal it and rename it into place."""
     paths, crop, root = entry.paths, entry.crop, entry.root
     try:
         images = RowsFile(partial / IMAGES, len(paths), (3, crop, crop), np.uint8)
         ok = np.zeros(len(paths), dtype=bool)
-        loader = DataLoader(IndexedImages(paths, _Pixels(crop)), batch_size=batch_size, num_workers=num_workers,
+        loader = DataLoader(IndexedImages(paths, _Pixels(crop, small)), batch_size=batch_size, num_workers=num_workers,
                             collate_fn=collate_indexed)
         start = time.perf_counter()
         for first, (rows, batch) in zip(range(0, len(paths), batch_size), loader):  # in row order (no shuffle)

@@ -47,13 +47,18 @@ def fitting_volumes(volumes, samples) -> tuple[list[int], list[int]]:
     return kept, dropped
 
 
-def training_subset(index, subset: str, volume: int | None, seed: int) -> list[Sample]:
-    """One generator subset's training images, balanced-nested-subsampled to `volume` (None = all)."""
+def training_subset(index, subset: str, volume: int | None, seed: int, group: str | None = None) -> list[Sample]:
+    """One generator subset's training images (within one `group`, e.g. a DiffusionForensics scene, if
+    given), balanced-nested-subsampled to `volume` (None = all)."""
     available = index.subsets(index.train_split)
     if subset not in available:
         raise DataError(f"train_subset '{subset}' is not in {index.root} "
                         f"(split '{index.train_split}' has: {', '.join(available) or 'nothing'})")
-    samples = index.select(index.train_split, subsets=[subset])
+    samples = index.select(index.train_split, subsets=[subset], groups=None if group is None else [group])
+    if not samples:
+        scenes = sorted({s.group for s in index.select(index.train_split, subsets=[subset])})
+        raise DataError(f"train_subset '{subset}' has no training images in '{group}' of {index.root} "
+                        f"(it has: {', '.join(scenes)})")
     return samples if volume is None else nested_subsample(samples, volume, seed=seed)
 
 

@@ -1,8 +1,8 @@
 """APN's hyper-parameters with the paper's defaults (../shared/papers/apn.txt).
 
 Per-dataset defaults (§4.1.3, §4.2): GenImage trains on SD v1.4 with K = 15 for 10 epochs;
-DiffusionForensics (DF) trains on ADM with K = 5 for 40 epochs and is evaluated on its
-LSUN-Bedroom scene. Fields left None take them from the dataset's layout.
+DiffusionForensics (DF) trains on ADM of its LSUN-Bedroom scene (§4.1.1) with K = 5 for 40
+epochs and is evaluated on that scene. Fields left None take them from the dataset's layout.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
+from aigid.backbones import IMAGENET_MEAN, IMAGENET_STD  # noqa: F401 (torchvision's backbones; APN's trainer reads them here)
 from aigid.methods.apn.backbones import BUILDERS
 from aigid.methods.apn.model import ABLATIONS
 from aigid.data.layouts import SUBSET_IDS
@@ -17,7 +18,6 @@ from aigid.data.subsets import REAL_SET
 from aigid.methods.config import FlatConfig
 from aigid.metrics import PaperTestSets
 
-IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # torchvision's backbones
 # Table 1 averages GenImage's eight subsets; Table 2 (DF, LSUN-Bedroom) the nine columns Real (the
 # scene's real test images, once) and each generator's fake images alone.
 TEST_SETS = PaperTestSets({"genimage": SUBSET_IDS,
@@ -41,7 +41,8 @@ class APNConfig(FlatConfig):
 
     DATASET_DEFAULTS: ClassVar[dict[str, dict]] = {
         "genimage": {"train_subset": "sdv14", "num_proposals": 15, "epochs": 10},  # §4.1.3, §4.2.1-2
-        "diffusionforensics": {"train_subset": "adm", "num_proposals": 5, "epochs": 40, "test_scene": "lsun_bedroom"},
+        "diffusionforensics": {"train_subset": "adm", "num_proposals": 5, "epochs": 40, "train_scene": "lsun_bedroom",
+                               "test_scene": "lsun_bedroom"},
     }
     BY_DATASET: ClassVar[tuple[str, ...]] = ("train_subset", "num_proposals", "epochs")
 
@@ -75,6 +76,8 @@ class APNConfig(FlatConfig):
     crop: int = 224  # §4.2.2: random crop in training, centre crop in testing, no other augmentation
     train_subset: str | None = None  # §4.1.3: sdv14 (GenImage), adm (DF); None = by dataset
     train_volume: int | None = None  # None = the whole training subset (the paper's)
+    # §4.1.1: DF's training set is 40,000 LSUN-Bedroom real + 40,000 ADM images: its other scenes stay out.
+    train_scene: str | None = None  # DF scene to train on; None = lsun_bedroom on DF; unused elsewhere
     test_subsets: tuple[str, ...] | None = None  # None = every subset of the test split (of test_scene on DF)
     test_scene: str | None = None  # DF scene to test on; None = lsun_bedroom on DF (§4.1.1)
     test_limit: int | None = None  # per test subset, for quick looks; None = all
@@ -123,6 +126,11 @@ class APNConfig(FlatConfig):
         if self.test_subsets is not None:
             self.test_subsets = tuple(self.test_subsets)
 
+
+# The paper is silent on images smaller than the crop (§4.2.2: random crop 224 in training, centre
+# crop 224 in testing; no code released). We zero-pad, as a torchvision CenterCrop does, in training
+# and testing alike: padding adds no content, where tiling would stitch copies of the image.
+SMALL_IMAGES = "pad"
 
 # The synthetic stand-in is a few hundred images: tiny torchvision-family backbones at a 64 px
 # crop, and a learning rate that moves random-init weights within a few epochs (48 training

@@ -15,7 +15,8 @@ from aigid.data.subsets import reals_apart, test_subsets, training_subset
 from aigid.data.synthetic import ensure_synthetic
 from aigid.data.transforms import test_transform, train_transform
 from aigid.methods.apn.club import CLUB
-from aigid.methods.apn.config import DF_NAMES, TEST_SETS, IMAGENET_MEAN, IMAGENET_STD, SYNTHETIC_TEST_ROOT, APNConfig
+from aigid.methods.apn.config import (DF_NAMES, IMAGENET_MEAN, IMAGENET_STD, SMALL_IMAGES, SYNTHETIC_TEST_ROOT,
+                                      TEST_SETS, APNConfig)
 from aigid.methods.apn.model import ABLATIONS, APN
 from aigid.metrics import binary_metrics, per_subset_summary
 
@@ -48,12 +49,12 @@ class APNTrainer:
             self.q_scheduler = torch.optim.lr_scheduler.StepLR(self.q_optimizer, config.q_lr_step, config.lr_gamma)
         self.loss_fn = nn.BCEWithLogitsLoss()
         train = select_training_samples(index, config)
-        augment = train_transform(config.crop, flip=False, rotate=False, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        augment = train_transform(config.crop, small=SMALL_IMAGES, flip=False, rotate=False, mean=IMAGENET_MEAN, std=IMAGENET_STD)
         self.train_loader = make_loader(train, augment, config.batch_size, shuffle=True,
                                         num_workers=num_workers, seed=config.seed)
         self.q_loader = make_loader(train, augment, config.q_batch_size, shuffle=True,
                                     num_workers=num_workers, seed=config.seed + 1)
-        centre = test_transform(config.crop, mean=IMAGENET_MEAN, std=IMAGENET_STD)
+        centre = test_transform(config.crop, small=SMALL_IMAGES, mean=IMAGENET_MEAN, std=IMAGENET_STD)
         tests = select_all_tests(index, config, test_index)
         self.test_loaders = {
             (prefix, subset): make_loader(samples, centre, max(config.batch_size, 32), shuffle=False,
@@ -199,8 +200,9 @@ class APNTrainer:
 
 
 def select_training_samples(index: DatasetIndex, config: APNConfig):
-    """The training subset's images (a balanced nested subsample when `train_volume` is set)."""
-    return training_subset(index, config.train_subset, config.train_volume, config.seed)
+    """The training subset's images, of `train_scene` on DF (a balanced nested subsample when `train_volume` is set)."""
+    scene = config.train_scene if index.layout == "diffusionforensics" else None
+    return training_subset(index, config.train_subset, config.train_volume, config.seed, group=scene)
 
 
 def _scene(index: DatasetIndex, config: APNConfig) -> str | None:

@@ -136,6 +136,11 @@ class GenDetConfig(FlatConfig):
 
 
 
+# The paper is silent on preprocessing beyond the frozen CLIP:ViT extractor (§4.1). We zero-pad an
+# image smaller than the crop, as the CLIP-feature baseline it builds on (Ojha et al., UnivFD:
+# validate.py's CenterCrop) does.
+SMALL_IMAGES = "pad"
+
 # The synthetic stand-in is 96 + 96 training images and a tiny random-init ViT (embedding width 32):
 # the paper's 1e-5 rates and batch 256 would take a handful of steps in all, so the demo uses
 # larger rates, small batches and more classifier epochs (N_c reads raw, unnormalised

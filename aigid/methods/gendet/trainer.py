@@ -28,7 +28,7 @@ from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
 from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
-from aigid.methods.gendet.config import TEST_SETS, GenDetConfig
+from aigid.methods.gendet.config import SMALL_IMAGES, TEST_SETS, GenDetConfig
 from aigid.methods.gendet.model import GenDet, margin_loss, squared_discrepancy
 from aigid.metrics import binary_metrics, per_subset_summary
 
@@ -63,7 +63,7 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
         paths = {s.path for c in group for s in select_training_samples(index, c)}
         paths |= {s.path for c in group for samples in select_test_samples(index, c).values() for s in samples}
         requests[name] = FeatureRequest(backbone, pretrained, tuple({c.output for c in group}), tuple(paths),
-                                        FixedView(test_transform(crop)), label=f"{backbone} centre crop, train + test")
+                                        FixedView(test_transform(crop, small=SMALL_IMAGES)), label=f"{backbone} centre crop, train + test")
     return requests
 
 

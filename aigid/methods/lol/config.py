@@ -38,7 +38,7 @@ class LoLConfig(FlatConfig):
     # Table 3: the best cell is mask (0.6, 0.8) x aspect (0.33, 3.0); §4.5.3 draws both uniformly
     mask_ratio: tuple[float, float] = (0.6, 0.8)
     aspect_ratio: tuple[float, float] = (0.33, 3.0)
-    lr: float = 5e-6  # §4.2 (5e-7 for BigGAN training)
+    lr: float = 5e-6  # §4.2 (BIGGAN_LR when training on BigGAN)
     beta1: float = 0.9  # §4.2: Adam betas (0.9, 0.999)
     beta2: float = 0.999
     batch_size: int = 4  # §4.2
@@ -50,7 +50,7 @@ class LoLConfig(FlatConfig):
     train_volume: int | None = 3200  # §4.4: 1,600 real + 1,600 generated images; None = all
     test_subsets: tuple[str, ...] | None = None  # None = every subset of the test split
     test_limit: int | None = None  # per test subset, for quick looks; None = all (the paper's)
-    eval_every_steps: int = 0  # Fig. 2 evaluates every 400 steps; 0 = once per epoch only
+    eval_every_steps: int = 0  # §3.2.1/Fig. 2: every 400 training steps (sweeps/lol_fig2.py); 0 = at epoch ends only
     stability_epochs: int = 5  # §4.3/Table 2: mean ± std over the final five epochs
     seed: int = 0
 
@@ -76,6 +76,14 @@ class LoLConfig(FlatConfig):
         if self.test_subsets is not None:
             self.test_subsets = tuple(self.test_subsets)
 
+
+# §4.2: "Images that did not meet the minimum crop requirements were expanded by stitching repeated
+# content": an image smaller than the crop is tiled (aigid.data.transforms), in training and testing.
+SMALL_IMAGES = "tile"
+
+# §4.2: "For the BigGAN training process, a lower learning rate of 5e-7 was used to ensure stability"
+# (Fig. 4-5 train on each subset: sweeps/lol_cross_generator.py).
+BIGGAN_LR = 5e-7
 
 # The synthetic stand-in is a few hundred images and a tiny random-init CLIP-shaped ResNet:
 # the paper's lr 5e-6 and batch 4 would barely move it in a few epochs.

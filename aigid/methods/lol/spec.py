@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from aigid.data.decoded import decode_once
-from aigid.methods.lol.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig, CHOICES, TEST_SETS
+from aigid.methods.lol.config import CHOICES, OFFLINE_OVERRIDES, SMALL_IMAGES, SMOKE_OVERRIDES, TEST_SETS, LoLConfig
 from aigid.methods.lol.trainer import LoLTrainer, check_data, select_test_samples
 from aigid.methods.spec import MethodSpec
 from aigid.selection import Selection
@@ -16,7 +16,7 @@ def decode_test_images(index, configs, context) -> dict:
     paths = defaultdict(set)
     for config in configs:
         paths[config.crop] |= {s.path for samples in select_test_samples(index, config).values() for s in samples}
-    return {"test_images": {crop: decode_once(sorted(p), crop, context.cache_dir, num_workers=context.num_workers,
+    return {"test_images": {crop: decode_once(sorted(p), crop, context.cache_dir, small=SMALL_IMAGES, num_workers=context.num_workers,
                                               log=context.log)
                             for crop, p in paths.items()}}
 

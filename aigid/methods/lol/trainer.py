@@ -12,7 +12,7 @@ from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex
 from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform, train_transform
-from aigid.methods.lol.config import TEST_SETS, LoLConfig
+from aigid.methods.lol.config import SMALL_IMAGES, TEST_SETS, LoLConfig
 from aigid.methods.lol.model import LoLDetector, random_masks
 from aigid.metrics import binary_metrics, mean_std, per_subset_summary
 
@@ -38,7 +38,7 @@ class LoLTrainer:
         mean, std = self.model.info.mean, self.model.info.std
         self.train_samples = select_training_samples(index, config)
         self.train_loader = make_loader(
-            self.train_samples, train_transform(config.crop, flip=config.flip, rotate=config.rotate, mean=mean, std=std),
+            self.train_samples, train_transform(config.crop, small=SMALL_IMAGES, flip=config.flip, rotate=config.rotate, mean=mean, std=std),
             config.batch_size, shuffle=True, num_workers=num_workers, seed=config.seed, drop_last=False,
         )
         tests = select_test_samples(index, config)
@@ -56,7 +56,7 @@ class LoLTrainer:
             self.pixel_std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
         else:
             self.test_loaders = {
-                subset: make_loader(samples, test_transform(config.crop, mean=mean, std=std), self.eval_batch,
+                subset: make_loader(samples, test_transform(config.crop, small=SMALL_IMAGES, mean=mean, std=std), self.eval_batch,
                                     shuffle=False, num_workers=num_workers)
                 for subset, samples in tests.items()
             }
@@ -117,12 +117,14 @@ class LoLTrainer:
             torch.manual_seed(config.seed * 100_003 + self.epoch)  # augmentation RNG, reproducible on resume
             self.train_loader.generator.manual_seed(config.seed * 100_003 + self.epoch)
             losses = []
-            for images, labels, n_skipped in self.train_loader:
+            last_batch = len(self.train_loader) - 1
+            for batch, (images, labels, n_skipped) in enumerate(self.train_loader):
                 self.skipped_files += n_skipped
                 if len(labels) == 0:
                     continue
                 losses.append(self.train_step(images, labels))
-                if config.eval_every_steps and self.step % config.eval_every_steps == 0:
+                # Fig. 2: every `eval_every_steps` steps; on an epoch's last step the epoch end evaluates
+                if config.eval_every_steps and self.step % config.eval_every_steps == 0 and batch < last_batch:
                     yield self._record(self.evaluate(), losses, epoch_end=False)
             self.epoch += 1
             yield self._record(self.evaluate(), losses, epoch_end=True)

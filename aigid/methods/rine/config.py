@@ -105,6 +105,11 @@ class RINEConfig(FlatConfig):
         return self.lr / 10 ** sum(epoch + 1 >= e for e in self.lr_decay_epochs)
 
 
+# An image smaller than the crop is zero-padded: the authors' test view is torchvision's
+# CenterCrop(224) (mever-team/rine), which pads; their training RandomCrop(224) would raise
+# instead, so training pads the same way (aigid.methods.rine.augment).
+SMALL_IMAGES = "pad"
+
 # The synthetic stand-in is 192 training images and a tiny random-init ViT (4 blocks, width 64, patch 16);
 # the paper trains on 144K images (§4.1), so the demo's head sees a few hundred steps, not thousands.
 # What held it at chance (ACC 0.50 in every cell) and what moved it, measured on progan's test images

@@ -20,7 +20,7 @@ from aigid.data.subsets import nested_subsample
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows
 from aigid.methods.rine.augment import CNNDetectionAugment
-from aigid.methods.rine.config import CLASS_SETTINGS, TEST_SETS, RINEConfig
+from aigid.methods.rine.config import CLASS_SETTINGS, SMALL_IMAGES, TEST_SETS, RINEConfig
 from aigid.methods.rine.model import RINEHead, rine_loss
 from aigid.methods.spec import OneModelCheckpoints
 from aigid.metrics import binary_metrics, held_out_summary
@@ -71,13 +71,13 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
         classes = sorted({name for c in group for name in c.class_names})
         train = [s.path for s in index.select(index.train_split, groups=classes)]
         val = [s.path for c in group for s in select_validation_samples(index, c)]
-        augment = CNNDetectionAugment(crop, blur_prob=blur_prob, jpeg_prob=jpeg_prob)
+        augment = CNNDetectionAugment(crop, small=SMALL_IMAGES, blur_prob=blur_prob, jpeg_prob=jpeg_prob)
         for seed, view in sorted({(c.seed, v) for c in group for v in range(c.epochs)}):
             name = ("train", backbone, pretrained, crop, blur_prob, jpeg_prob, seed, view)  # = train_view_name
             requests[name] = FeatureRequest(backbone, pretrained, outputs, tuple(train), augment, view, seed,
                                             label=f"{backbone} train view {view} seed {seed}", root=str(index.root))
         requests[eval_view_name(group[0])] = FeatureRequest(
-            backbone, pretrained, outputs, tuple(val + tests), FixedView(test_transform(crop)),
+            backbone, pretrained, outputs, tuple(val + tests), FixedView(test_transform(crop, small=SMALL_IMAGES)),
             label=f"{backbone} val+test centre crop")
     return requests
 

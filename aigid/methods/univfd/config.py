@@ -76,6 +76,9 @@ class UnivFDConfig(FlatConfig):
         return None if self.classes == ALL_CLASSES else CLASS_SETTINGS[self.classes]
 
 
+# An image smaller than the crop is zero-padded: the authors' validate.py CenterCrop(224) pads.
+SMALL_IMAGES = "pad"
+
 # The synthetic stand-in is 4 classes x 24 real + 24 fake training images and a tiny random-init
 # ViT (32-d embedding): at batch 256 one epoch would be one step and lr 1e-4 would barely move the
 # probe, so the demo uses small batches, a larger rate and a few epochs (96 steps in all). On it the

@@ -20,7 +20,7 @@ from aigid.data.subsets import test_subsets
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
 from aigid.methods.rine.config import CLASS_SETTINGS
-from aigid.methods.univfd.config import ALL_CLASSES, OUTPUT, TEST_SETS, UnivFDConfig
+from aigid.methods.univfd.config import ALL_CLASSES, OUTPUT, SMALL_IMAGES, TEST_SETS, UnivFDConfig
 from aigid.methods.spec import OneModelCheckpoints
 from aigid.metrics import binary_metrics, held_out_summary
 
@@ -77,7 +77,7 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
         for config in {c.classes: c for c in group}.values():  # the images depend on the class setting only
             paths |= {s.path for s in select_training_samples(index, config)}
             paths |= {s.path for s in select_validation_samples(index, config)}
-        requests[name] = FeatureRequest(backbone, pretrained, (OUTPUT,), tuple(paths), FixedView(test_transform(crop)),
+        requests[name] = FeatureRequest(backbone, pretrained, (OUTPUT,), tuple(paths), FixedView(test_transform(crop, small=SMALL_IMAGES)),
                                         label=f"{backbone} centre crop, train + val + test")
     return requests
 
