@@ -95,8 +95,8 @@ def test_resume_fails_only_the_trial_whose_checkpoint_was_planted(ray_session, s
             "--pretrained", "none", "--backbone", "aigid-tiny-rn", "--set", "train_volume=None",
             "--set", "test_limit=4", "--set", "epochs=2"]
     assert [t.status for t in main(sweep, argv)] == ["failed", "failed"]  # both interrupted after epoch 1
-    trial_dirs = sorted((tmp_path / "results" / "planted").glob("train_lol_*"))
-    seed0 = next(d for d in trial_dirs if json.loads((d / "params.json").read_text())["seed"] == 0)
+    trial_params = (tmp_path / "results" / "planted").glob("*/params.json")
+    seed0 = next(p.parent for p in trial_params if json.loads(p.read_text())["seed"] == 0)
     marker = tmp_path / "ran"
     plant(sorted(seed0.glob("checkpoint_*"))[-1] / "trainer.pt", marker)
 
