@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import pickle
 import warnings
 import zipfile
 from dataclasses import dataclass
@@ -23,7 +24,8 @@ from open_clip.model import _build_vision_tower  # private, stable since open_cl
 from open_clip.transformer import VisionTransformer
 from torchvision import models as tv_models
 
-from aigid.errors import UserError
+from aigid.checkpoints import refusal
+from aigid.errors import UserError, one_line
 
 PAPER_BACKBONES = ("RN50", "RN101", "ViT-L-14", "ViT-B-32", "ViT-B-16")
 TINY_BACKBONES = ("aigid-tiny-rn", "aigid-tiny-vit")
@@ -177,8 +179,11 @@ def _load_visual_weights(visual: torch.nn.Module, path: Path, name: str) -> None
                 state = torch.jit.load(path, map_location="cpu").state_dict()
         else:
             state = load_state_dict(str(path))  # .safetensors, {"state_dict": ...}, "module." prefixes
+    except pickle.UnpicklingError as error:  # torch's weights-only refusal: the file would run code
+        raise BackboneError(f"{refusal(path, error)}; pass a plain state dict of tensors (or .safetensors) "
+                            "saved from a copy you trust, an open_clip tag, or --pretrained none") from None
     except Exception as error:
-        raise BackboneError(f"could not read checkpoint {path}: {error}") from error
+        raise BackboneError(f"could not read checkpoint {path}: {one_line(error)}") from error
     if any(key.startswith("visual.") for key in state):
         state = {key[len("visual."):]: value for key, value in state.items() if key.startswith("visual.")}
     try:
@@ -186,7 +191,7 @@ def _load_visual_weights(visual: torch.nn.Module, path: Path, name: str) -> None
     except RuntimeError as error:
         raise BackboneError(
             f"checkpoint {path} does not fit the {name} image encoder; pass the backbone it was trained "
-            f"with (e.g. RN50 vs ViT-L-14, or '-quickgelu' variants). {str(error)[:400]}"
+            f"with (e.g. RN50 vs ViT-L-14, or '-quickgelu' variants). {one_line(error)[:400]}"
         ) from error
 
 

@@ -17,3 +17,8 @@ class ConfigError(UserError):
 
 class StorageError(UserError):
     """A storage location, cache or run name that cannot serve this sweep; the message says what to pass."""
+
+
+def one_line(text: str) -> str:
+    """A library's multi-line message (a state-dict mismatch, an unpickler's refusal) as one line."""
+    return " ".join(str(text).split())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from aigid import checkpoints
 from aigid.data.layouts import LAYOUTS, scan
 from aigid.data.synthetic import ensure_synthetic
 from aigid.errors import ConfigError, UserError
@@ -84,13 +85,17 @@ def train(args) -> int:
         return 2
     print(f"{args.method} on {index.layout}{' (SYNTHETIC)' if index.synthetic else ''} at {index.root}")
     skipped = 0
-    for report in trainer.run():
-        summary = {k: round(v, 4) for k, v in report.items() if k in SHOWN}
-        print(f"epoch {report['epoch']}/{config.epochs} step {report['step']}: {json.dumps(summary)}", flush=True)
-        skipped = report.get("data/skipped_files", skipped)
+    try:
+        for report in trainer.run():
+            summary = {k: round(v, 4) for k, v in report.items() if k in SHOWN}
+            print(f"epoch {report['epoch']}/{config.epochs} step {report['step']}: {json.dumps(summary)}", flush=True)
+            skipped = report.get("data/skipped_files", skipped)
+    except FloatingPointError as error:  # a diverged run: the trainer's message names the field to lower
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     if skipped:
         print(f"skipped {skipped} unreadable image(s); see the warnings above")
     if args.save:
-        torch.save(trainer.state_dict(), args.save)
+        checkpoints.save(trainer.state_dict(), args.save)
         print(f"checkpoint written to {args.save}")
     return 0

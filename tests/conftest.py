@@ -20,6 +20,18 @@ def ray_session():
     ray.shutdown()
 
 
+@pytest.fixture
+def from_file(tmp_path):
+    """A trainer's state as a resumed trial reads it: saved, then loaded weights-only (aigid.checkpoints)."""
+    from aigid import checkpoints
+
+    def through(state: dict) -> dict:
+        checkpoints.save(state, tmp_path / "trainer.pt")
+        return checkpoints.load(tmp_path / "trainer.pt", fix="a test's own checkpoint")
+
+    return through
+
+
 @pytest.fixture(scope="session")
 def small_genimage(tmp_path_factory):
     """A small synthetic GenImage tree (8 subsets, 8+8 train and 4+4 val images each)."""

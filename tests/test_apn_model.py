@@ -110,10 +110,10 @@ def test_q_is_trained_three_times_per_apn_step_each_with_the_other_frozen(small_
     assert {"train/ce", "train/mi", "train/q_loss", "train/align", "test/sdv14/acc", "test/mean/acc"} <= set(report)
 
 
-def test_checkpoint_restores_a_run_exactly(small_genimage):
+def test_checkpoint_restores_a_run_exactly(small_genimage, from_file):
     first = trainer(small_genimage, epochs=2)
     next(first.run())
-    state = first.state_dict()
+    state = from_file(first.state_dict())
     second = trainer(small_genimage, epochs=2)
     second.load_state_dict(state)
     assert (second.epoch, second.step, second.q_step) == (1, 2, 6)

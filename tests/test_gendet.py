@@ -199,13 +199,13 @@ def test_patch_reading_trains_on_token_features():
     assert len(list(run.run())) == 5
 
 
-def test_a_resumed_run_matches_an_uninterrupted_one():
+def test_a_resumed_run_matches_an_uninterrupted_one(from_file):
     whole = [r["test/mean/acc"] for r in trainer().run()]
     first = trainer()
     stages = first.run()
     for _ in range(4):
         next(stages)
-    state = first.state_dict()
+    state = from_file(first.state_dict())
     resumed = trainer()
     resumed.load_state_dict(state)
     assert [r["test/mean/acc"] for r in resumed.run()] == whole[4:]

@@ -85,13 +85,13 @@ def test_trainer_reports_every_test_set_and_val_each_epoch(ufd, cached):
         assert results[0]["lr"] == config.lr
 
 
-def test_a_restored_trainer_continues_exactly(ufd, cached):
+def test_a_restored_trainer_continues_exactly(ufd, cached, from_file):
     config, features = cached[0][0], cached[1]
     straight = list(RINETrainer(config, ufd, {"features": features}).run())
     first = RINETrainer(config, ufd, {"features": features})
     next(first.run())
     resumed = RINETrainer(config, ufd, {"features": features})
-    resumed.load_state_dict(first.state_dict())
+    resumed.load_state_dict(from_file(first.state_dict()))
     assert list(resumed.run())[-1] == straight[-1]
 
 

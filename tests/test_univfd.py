@@ -85,13 +85,13 @@ def test_trainer_learns_and_reports_every_test_set_and_val_each_epoch(ufd, cache
     assert results[-1]["train/loss"] < results[0]["train/loss"]
 
 
-def test_a_restored_trainer_continues_exactly(ufd, cached):
+def test_a_restored_trainer_continues_exactly(ufd, cached, from_file):
     config, features, _ = cached
     config = UnivFDConfig.from_flat({**config.to_flat(), "epochs": 2})
     straight = list(UnivFDTrainer(config, ufd, {"features": features}).run())
     first = UnivFDTrainer(config, ufd, {"features": features})
     next(first.run())
-    state = first.state_dict()
+    state = from_file(first.state_dict())
     resumed = UnivFDTrainer(config, ufd, {"features": features})
     resumed.load_state_dict(state)
     assert list(resumed.run()) == straight[1:]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import glob
 import json
 import os
-import pickle
+import pickletools
 import shutil
 
 import pyarrow.fs
@@ -33,11 +33,14 @@ CHECKPOINT_PREFIX = "checkpoint_"  # Tune's trial-folder names: checkpoint_00000
 
 def intact(path: str) -> bool:
     """Whether a Tune state file reads back whole: JSON (the trials), or a pickle under a .json name
-    (the search algorithm's state)."""
+    (the search algorithm's state), whose opcodes are walked to its end without running any."""
     try:
         with open(path, "rb") as f:
             data = f.read()
-        pickle.loads(data) if data[:1] == PICKLE_START else json.loads(data)
+        if data[:1] == PICKLE_START:
+            list(pickletools.genops(data))  # every opcode up to STOP, decoded and none run
+        else:
+            json.loads(data)
     except Exception:  # a file cut short fails in its decoder, whatever the format's own error type
         return False
     return True

@@ -2,8 +2,9 @@
 
 A sweep's report (trials.json, sweep.json, best_config.json) is on its MLflow parent run and in
 the report folder beside its results; this reads either, recomputes the tables with the sweep's
-own table function (sweeps/<name>.py) and redraws the figures into --out. It starts no Ray and
-creates no MLflow run. `--compare` prints two sweeps' tables side by side.
+own table function (sweeps/<name>.py) and redraws the figures into --out, or else into a new
+temporary folder it prints: it writes nothing beside the sweep or in the working directory, starts
+no Ray and creates no MLflow run. `--compare` prints two sweeps' tables side by side.
 """
 from __future__ import annotations
 
@@ -151,7 +152,7 @@ def show(args) -> int:
     if first.best_config:
         print("best config: " + json.dumps(first.best_config))
     if sweep is not None:
-        out = os.path.abspath(args.out or os.path.join("aigid_results", meta["run"], "report"))
+        out = os.path.abspath(args.out) if args.out else tempfile.mkdtemp(prefix="aigid-results-")
         os.makedirs(out, exist_ok=True)
         figures = draw_figures(sweep, first.trials, meta["axes"], out, synthetic=meta.get("synthetic", False))
         print(f"figures in {out}: {', '.join(os.path.basename(f) for f in figures) or 'none (too few finished trials)'}")
@@ -166,5 +167,5 @@ def add_results_command(subparsers) -> None:
                                        "a run name (e.g. rine_grid-20261125-073330) or an experiment (the newest sweep)")
     parser.add_argument("--compare", metavar="OTHER", help="a second sweep: print both tables side by side")
     parser.add_argument("--mlflow-uri", help="MLflow tracking URI (default: $MLFLOW_TRACKING_URI, else sqlite:///mlflow.db)")
-    parser.add_argument("--out", help="where to draw the figures (default: aigid_results/<run>/report)")
+    parser.add_argument("--out", help="where to draw the figures (default: a new temporary folder, printed)")
     parser.set_defaults(func=show)

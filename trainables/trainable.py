@@ -17,6 +17,7 @@ import ray
 import torch
 from ray import tune
 
+from aigid import checkpoints
 from aigid.data.synthetic import ensure_here
 from aigid.methods.spec import MethodSpec, Trainer
 from aigid.selection import SCORE, Selection
@@ -81,7 +82,10 @@ def drive(trainer: Trainer, config, selection: Selection) -> None:
     checkpoint = tune.get_checkpoint()
     if checkpoint is not None:
         with checkpoint.as_directory() as directory:
-            trainer.load_state_dict(torch.load(os.path.join(directory, CHECKPOINT_FILE), weights_only=False))
+            # A file aigid did not write fails this trial with one line; the other trials go on.
+            trainer.load_state_dict(checkpoints.load(
+                os.path.join(directory, CHECKPOINT_FILE), fix=f"aigid did not write it: delete {checkpoint.path} (the "
+                "trial restarts from its previous checkpoint or from scratch) and let only trusted users write to --storage"))
             with open(os.path.join(directory, PROGRESS_FILE)) as f:
                 progress = json.load(f)
     epochs, steps = progress["epochs"], progress.setdefault("steps", [])
@@ -97,7 +101,7 @@ def drive(trainer: Trainer, config, selection: Selection) -> None:
             tune.report(result)
             continue
         with tempfile.TemporaryDirectory() as directory:
-            torch.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
+            checkpoints.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
             with open(os.path.join(directory, PROGRESS_FILE), "w") as f:
                 json.dump(progress, f)
             tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))

@@ -3,6 +3,7 @@ type and range checks that speak in field names, and per-dataset paper defaults.
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from dataclasses import asdict, fields
@@ -47,6 +48,32 @@ def accepts(tp, value) -> bool:
     return True
 
 
+# Bounds of fields several methods share that no paper value comes near: a hand-edited or corrupted
+# config (best_config.json), checked by name before each dataclass's own range checks.
+SANE = {
+    # Every method steps with Adam or AdamW: the papers' rates run from 1e-7 (APN §4.2.2, its bases)
+    # to 1e-3 (RINE §4.2, GenDet §4.1); a step above 1 only diverges.
+    "lr": (0, 1, "an Adam step; the papers use 1e-7 to 1e-3"),
+    # The papers crop 224 (LoL §4.2, RINE §4.2, APN §4.2.2); 4096² is 16M pixels an image.
+    "crop": (0, 4096, "pixels; the papers crop 224"),
+}
+
+
+def check_bounds(name: str, value) -> None:
+    """A learning rate or crop outside `SANE` (inf and NaN included) is a ConfigError naming the field."""
+    low, high, why = SANE.get("lr" if name.endswith("_lr") else name, (None, None, ""))
+    if low is not None and value is not None and not low < value <= high:
+        raise ConfigError(f"{name} must be in ({low:g}, {high:g}] ({why}), got {value!r}")
+
+
+def check_finite(flat: dict) -> None:
+    """JSON's Infinity and NaN pass `alpha >= 0`-style range checks: refused by field name."""
+    for name, value in flat.items():
+        numbers = value if isinstance(value, (tuple, list)) else (value,)
+        if any(isinstance(v, float) and not math.isfinite(v) for v in numbers):
+            raise ConfigError(f"{name} must be a finite number, got {value!r}")
+
+
 class FlatConfig:
     """Mixin for a method's config dataclass: a Ray trial config is a flat dict of overrides.
 
@@ -71,12 +98,15 @@ class FlatConfig:
             if not accepts(hints[name], value):
                 raise ConfigError(f"{name} takes {type_name(hints[name])}, got {value!r} "
                                   f"({type(value).__name__})")
+            check_bounds(name, value)
         try:
-            return cls(**flat)
+            config = cls(**flat)
         except ConfigError:
             raise
         except (ValueError, TypeError) as error:  # a range check of __post_init__: the message names the field
             raise ConfigError(str(error)) from None
+        check_finite(flat)  # after the range checks, whose messages name the range
+        return config
 
     def to_flat(self) -> dict:
         return asdict(self)

@@ -21,7 +21,8 @@ class Trainer(Protocol):
 
     `run()` yields flat metric dicts with at least `epoch`, `step` and `epoch_end`; between two
     yields `state_dict()` is a complete checkpoint, so a run restored with `load_state_dict()`
-    continues where it stopped (the Ray adapter checkpoints at every `epoch_end`).
+    continues where it stopped (the Ray adapter checkpoints at every `epoch_end`). It holds tensors
+    and plain containers only (RNG states as tensors): checkpoints are read weights-only (aigid.checkpoints).
     """
 
     def run(self) -> Iterator[dict]: ...
