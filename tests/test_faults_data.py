@@ -213,3 +213,42 @@ def test_a_sweep_on_a_full_cache_dir_exits_2_with_one_line_and_its_rerun_finishe
     trials = main(sweep, argv)
     assert len(trials) == 1 and trials[0].finished
     assert "features computed once" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_full_storage_stops_the_sweep_in_one_line_keeps_finished_trials_and_resume_completes(
+        ray_session, small_disk, tmp_path, monkeypatch, capsys):
+    """--storage on a real tmpfs: too small to start (the room check stops the sweep before any trial),
+    then too small for the largest head's checkpoint (that trial fails in one line), then grown: --resume
+    runs what is left, and no finished trial is run or logged twice."""
+    from mlflow import MlflowClient
+
+    disk, resize = small_disk
+    monkeypatch.chdir(tmp_path)
+    sweep = Sweep(name="full_storage", method=RINE, plan=grid(proj_dim=[8, 16, 1024]),
+                  table=load_sweep_module("rine_grid")["table"])
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    argv = ["--smoke", "--mlflow-uri", uri, "--storage", str(disk), "--cache-dir", str(tmp_path / "cache"),
+            "--set", "q=1", "--max-concurrent", "1"]
+
+    def run(*extra):
+        with pytest.raises(SystemExit) as exit_info:
+            main(sweep, [*argv, *extra])
+        err = capsys.readouterr().err
+        assert "Traceback" not in err
+        return exit_info.value.code, err
+
+    resize("512k")  # under the room check's margin for Tune's own state
+    code, err = run("--name", "full")
+    (line,) = [line for line in err.splitlines() if line.startswith("error:")]
+    assert code == 2 and f"--storage {disk} is full" in line and "--resume" in line
+    resize("4m")  # room for the small heads, not for d' = 1024's ~13 MB checkpoint
+    code, err = run("--resume", "full")
+    assert code in (1, 2) and "is full" in err
+    resize("128m")  # space freed
+    trials = main(sweep, [*argv, "--resume", "full"])
+    assert sorted(t.config["proj_dim"] for t in trials if t.finished) == [8, 16, 1024]
+    client = MlflowClient(uri)
+    experiment = client.get_experiment_by_name("full_storage")
+    children = [r for r in client.search_runs([experiment.experiment_id]) if "mlflow.parentRunId" in r.data.tags]
+    assert sorted(int(float(r.data.params["proj_dim"])) for r in children) == [8, 16, 1024]  # each logged once

@@ -19,8 +19,8 @@ from trainables.progress import Progress
 from trainables.recovery import CheckpointRepair, repair_state_files, reported
 from trainables.resources import check_fits
 from trainables.search import Search, search_for
-from trainables.storage import (check_shared_cache, check_shared_storage, check_unchanged, resolve_run,
-                                 store_settings, stored_settings, taken)
+from trainables.storage import (StorageRoom, check_shared_cache, check_shared_storage, check_unchanged,
+                                 has_trial_state, resolve_run, store_settings, stored_settings, taken)
 from trainables.summary import collect, failures, report
 from trainables.sweep import Sweep
 from trainables.trainable import decode, trainable_for
@@ -50,7 +50,7 @@ def build_tuner(sweep: Sweep, settings: Settings, launch: Launch, search: Search
         tune.with_parameters(trainable_for(sweep.method), index=launch.index, shared=shared),
         {"cpu": settings.cpus_per_trial, "gpu": settings.gpus_per_trial},
     )
-    if resuming and not tune.Tuner.can_restore(f"{storage}/{run_name}"):
+    if resuming and not has_trial_state(storage, run_name):
         print(f"[aigid] resuming {storage}/{run_name}: it was interrupted before any trial started; "
               "its trials start now", flush=True)
     elif resuming:
@@ -133,9 +133,15 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
         epochs = [c.epochs for c in launch.configs]
         progress = Progress(search.total, sum(epochs) if settings.search == "grid" else search.total * epochs[0],
                             method, verbose=settings.verbose)
+        room = StorageRoom(storage)
         tuner = build_tuner(sweep, settings, launch, search, shared, storage=storage, run_name=run_name,
-                            resuming=resuming, callbacks=[CheckpointRepair(), logger, progress])
-        result_grid = tuner.fit()
+                            resuming=resuming, callbacks=[CheckpointRepair(), room, logger, progress])
+        try:
+            result_grid = tuner.fit()
+        except Exception:
+            if room.error is not None:  # Tune wraps a callback's error: say the cause in its one line
+                raise room.error from None
+            raise
         tune_trials = result_grid._experiment_analysis.trials  # ResultGrid keeps results in this order
         records = [reported(t) for t in tune_trials]  # read once: MLflow's backfill and the report both use them
         logger.reconcile(tune_trials, records)

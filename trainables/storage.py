@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
@@ -79,6 +80,18 @@ def settings_path(storage: str, run: str) -> tuple[pyarrow.fs.FileSystem, str]:
     return fs, f"{root}/{run}/{SETTINGS_FILE}"
 
 
+def has_trial_state(storage: str, run: str) -> bool:
+    """Whether Tune saved the run's trials (an experiment_state file): a run stopped before that, in its
+    preparation or by a full --storage at its first step, has only Tune's tuner.pkl and restarts its Tuner."""
+    fs, path = settings_path(storage, run)
+    folder = path.rsplit("/", 1)[0]
+    try:
+        found = fs.get_file_info(pyarrow.fs.FileSelector(folder))
+    except FileNotFoundError:
+        return False
+    return any(f.base_name.startswith("experiment_state-") for f in found)
+
+
 def stored_settings(storage: str, run: str) -> dict | None:
     """The settings the run was started with, or None if it never got that far."""
     fs, path = settings_path(storage, run)
@@ -140,3 +153,41 @@ def resolve_run(sweep_name: str, storage: str, name: str | None, resume: str | N
     if not started(storage, run):
         raise StorageError(f"cannot resume {storage}/{run}: no run of that name there (check --storage and the name)")
     return run, True
+
+
+def _folder_bytes(path: str) -> int:
+    return sum(entry.stat().st_size for entry in Path(path).rglob("*") if entry.is_file())
+
+
+class StorageRoom(tune.Callback):
+    """Stops a sweep before a local --storage fills up, instead of letting every later checkpoint fail
+    (and Tune retry its state sync forever). Room is checked every few seconds against twice the largest
+    trial checkpoint seen so far plus a margin for Tune's own state; when it runs short the driver stops
+    as if killed, keeping every finished trial, and `--resume` after freeing space runs the rest."""
+
+    MARGIN = 1 << 20  # Tune's experiment state and the trials' result files
+
+    def __init__(self, storage: str, every_s: float = 2.0):
+        self.path = None if "://" in storage else storage  # an object store reports no free space
+        self.every_s, self.checked, self.largest = every_s, 0.0, 0
+        self.error: StorageError | None = None
+
+    @property
+    def need(self) -> int:
+        return 2 * self.largest + self.MARGIN
+
+    def on_checkpoint(self, iteration, trials, trial, checkpoint, **info):
+        if self.path is not None and os.path.isdir(checkpoint.path):
+            self.largest = max(self.largest, _folder_bytes(checkpoint.path))
+
+    def on_step_begin(self, iteration, trials, **info):
+        if self.path is None or time.monotonic() - self.checked < self.every_s:
+            return
+        self.checked = time.monotonic()
+        free = shutil.disk_usage(self.path).free
+        if free < self.need:
+            self.error = StorageError(
+                f"--storage {self.path} is full: {free} bytes free, the next checkpoints need about {self.need} "
+                "(twice the largest so far, plus Tune's state); the sweep stopped there with every finished trial "
+                "kept: free space and run the same command with --resume")
+            raise self.error

@@ -18,6 +18,8 @@ import torch
 from ray import tune
 
 from aigid import checkpoints
+from aigid.cache import FULL_DISK
+from aigid.errors import StorageError
 from aigid.data.synthetic import ensure_here
 from aigid.methods.spec import MethodSpec, Trainer
 from aigid.selection import SCORE, Selection
@@ -104,8 +106,22 @@ def drive(trainer: Trainer, config, selection: Selection) -> None:
             checkpoints.save(trainer.state_dict(), os.path.join(directory, CHECKPOINT_FILE))
             with open(os.path.join(directory, PROGRESS_FILE), "w") as f:
                 json.dump(progress, f)
-            tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
+            report_checkpoint(result, directory)
         last_checkpoint = time.monotonic()
+
+
+def report_checkpoint(result: dict, directory: str) -> None:
+    """`tune.report` with the checkpoint in `directory`; a --storage too full to take it fails the trial
+    with one line (its size and where it went), not pyarrow's traceback."""
+    try:
+        tune.report(result, checkpoint=tune.Checkpoint.from_directory(directory))
+    except OSError as error:
+        if error.errno not in FULL_DISK:
+            raise
+        size = sum(os.path.getsize(os.path.join(d, f)) for d, _, files in os.walk(directory) for f in files)
+        raise StorageError(f"--storage is full: this trial's {size}-byte checkpoint did not fit in "
+                           f"{tune.get_context().get_trial_dir()}; free space and --resume the run "
+                           "(finished trials are kept)") from None
 
 
 def checkpoint_progress(checkpoint) -> dict | None:
