@@ -13,7 +13,7 @@ from aigid.backbones import TORCHVISION_BACKBONES
 from aigid.figures import step_curves
 from aigid.methods import LOL
 from aigid.methods.lol import LoLConfig
-from aigid.report import render
+from aigid.report import averaged_note, render
 from aigid.trials import finished
 from trainables.launcher import main
 from trainables.sweep import Grid, Offline, Sweep
@@ -44,8 +44,8 @@ def table(trials):
         rows.append([setting(trial), trial.config["backbone"], len(evaluations), f"{100 * trial.last(KEY):.1f}",
                      f"{100 * best[KEY]:.1f} (step {best['step']})"])
     return render([["setting", "backbone", "evaluations", "final Avg. ACC", "best Avg. ACC"]] + rows,
-                  title="LoL Fig. 2 — Avg. ACC (%) over the GenImage test sets, trained on ADM: after the last "
-                        "step, and the best evaluation")
+                  title="LoL Fig. 2 — Avg. ACC (%), trained on ADM: after the last step, and the best evaluation; "
+                        f"Avg.: {averaged_note(trials, LOL.test_sets)}")
 
 
 def fig2(trials, out_dir, synthetic):
