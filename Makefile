@@ -8,6 +8,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # torch/torchvision pinned to the builds the lab machines carry; pyproject.toml keeps lower bounds.
 TORCH := torch==2.14.1 torchvision==0.29.1
+# The CUDA that pinned torch's PyPI Linux wheel is built for (torch.version.cuda of 2.14.1+cu130), and the
+# NVIDIA driver it needs: CUDA 13.x runs on drivers >= 580 (NVIDIA, "CUDA Compatibility: Minor Version
+# Compatibility", Table 1). The cluster configs' containers and host images follow these (a test checks).
+TORCH_CUDA := 13.0
+CUDA_DRIVER_MIN := 580
 SWEEP ?= lol_mask_grid
 
 .PHONY: setup sweep test mlflow-ui clean

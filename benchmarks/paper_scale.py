@@ -77,23 +77,24 @@ def _write_images(args):
         Image.fromarray(rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(f"{folder}/{i:06d}.jpg", quality=90)
 
 
-def make_dataset(root: Path, n_train: int, jobs: int) -> Path:
+def make_dataset(root: Path, n_train: int, jobs: int, tests=TESTS, n_test: int = 100) -> Path:
     """UFD layout: train/<class>/{0_real,1_fake} for the 4 classes (n_train in all), val/<class>
-    and test/<generator> small. Reused if a complete one of this size is there."""
+    and test/<generator>/{0_real,1_fake} (n_test each) small. Reused if a complete one of this size is there."""
     marker = root / "PAPER_SCALE.json"
-    if marker.is_file() and json.loads(marker.read_text())["n_train"] == n_train:
+    shape = {"n_train": n_train, "tests": list(tests), "n_test": n_test}
+    if marker.is_file() and json.loads(marker.read_text()) == shape:
         return root
     shutil.rmtree(root, ignore_errors=True)
     per_leaf = n_train // (2 * len(CLASSES))
     work = []
-    for split, leaves, n in (("train", CLASSES, per_leaf), ("val", CLASSES, 25), ("test", TESTS, 100)):
+    for split, leaves, n in (("train", CLASSES, per_leaf), ("val", CLASSES, 25), ("test", tests, n_test)):
         for leaf in leaves:
             for label in ("0_real", "1_fake"):
                 folder = root / split / leaf / label
                 work += [(str(folder), start, min(2000, n - start)) for start in range(0, n, 2000)]
     with ProcessPoolExecutor(jobs) as pool:
         list(pool.map(_write_images, work))
-    marker.write_text(json.dumps({"n_train": n_train}))
+    marker.write_text(json.dumps(shape))
     return root
 
 

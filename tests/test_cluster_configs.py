@@ -12,6 +12,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 import ray
+import torch
 import yaml
 from packaging.requirements import Requirement
 from ray._private.runtime_env.packaging import GCS_STORAGE_MAX_SIZE, create_package
@@ -23,18 +24,27 @@ from trainables.arguments import parse_settings
 ROOT = Path(__file__).resolve().parents[1]
 CLUSTER = ROOT / "cluster"
 SHARED = "/mnt/shared"
-IMAGE = f"rayproject/ray:{ray.__version__}-py{sys.version_info.major}{sys.version_info.minor}-gpu"
 LAUNCHER_CONFIGS = ["aws.yaml", "gcp.yaml"]
 
 
-def load(name: str):
-    return yaml.safe_load((CLUSTER / name).read_text())
+def makefile(name: str) -> str:
+    """A variable of the Makefile, where the torch pin and the CUDA of its wheel are written once."""
+    return re.search(rf"^{name} := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1).strip()
 
 
 def makefile_torch_pins() -> set[str]:
     """The torch/torchvision pins the Makefile installs locally: clusters must run the same."""
-    line = re.search(r"^TORCH := (.+)$", (ROOT / "Makefile").read_text(), re.M).group(1)
-    return set(line.split())
+    return set(makefile("TORCH").split())
+
+
+WHEEL_CUDA, DRIVER_MIN = makefile("TORCH_CUDA"), int(makefile("CUDA_DRIVER_MIN"))
+# The laptop's Ray and Python, built on the CUDA the pinned torch wheel is built for (Ray tags it -cuXY0).
+IMAGE = (f"rayproject/ray:{ray.__version__}-py{sys.version_info.major}{sys.version_info.minor}"
+         f"-cu{WHEEL_CUDA.replace('.', '')}")
+
+
+def load(name: str):
+    return yaml.safe_load((CLUSTER / name).read_text())
 
 
 def pyproject_requirements() -> dict[str, Requirement]:
@@ -117,6 +127,26 @@ def test_launcher_config_uses_token_auth_everywhere(name):
         start = next(cmd for cmd in config[key] if "ray start" in cmd)
         assert "RAY_AUTH_MODE=token" in start, key
     assert config["file_mounts"]["~/.ray/auth_token"] == "~/.ray/auth_token"
+
+
+def test_the_declared_wheel_cuda_is_the_pinned_wheels():
+    """This venv holds the pinned torch from PyPI (the Makefile's install): its CUDA is the one declared."""
+    assert f"torch=={torch.__version__.split('+')[0]}" in makefile_torch_pins()
+    assert torch.version.cuda == WHEEL_CUDA  # None on a CPU-only wheel: then the declaration is unchecked here
+
+
+@pytest.mark.parametrize("name", LAUNCHER_CONFIGS)
+def test_gpu_hosts_have_a_driver_that_runs_the_wheels_cuda(name):
+    """Containers bring the CUDA libraries, the host brings the driver: CUDA 13 needs >= 580. GCP's
+    Deep Learning VM families name their driver; every launcher config also checks it at boot."""
+    config = load(name)
+    if config["provider"]["type"] == "gcp":
+        for spec in config["available_node_types"].values():
+            (disk,) = spec["node_config"]["disks"]
+            driver = re.search(r"-nvidia-(\d+)$", disk["initializeParams"]["sourceImage"])
+            assert driver and int(driver.group(1)) >= DRIVER_MIN, disk["initializeParams"]["sourceImage"]
+    check = next(cmd for cmd in config["initialization_commands"] if "driver_version" in cmd)
+    assert f'-ge {DRIVER_MIN} ]' in check and "exit 1" in check
 
 
 # --- ray job submit runtime env --------------------------------------------------------------

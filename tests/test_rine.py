@@ -95,6 +95,14 @@ def test_a_restored_trainer_continues_exactly(ufd, cached, from_file):
     assert list(resumed.run())[-1] == straight[-1]
 
 
+def test_trials_of_one_process_share_the_rows_loaded_on_the_device(ufd, cached):
+    """A reused trial process (Tune's reuse_actors) reads the val + test rows from the store once."""
+    configs, features = cached
+    first, other = (RINETrainer(c, ufd, {"features": features}) for c in (configs[0], configs[2]))
+    assert other.held_out_tokens is first.held_out_tokens
+    assert other.held_out_tokens.dtype == torch.float16  # the stored dtype, widened per batch
+
+
 def test_the_first_epochs_of_a_longer_run_are_the_shorter_run(ufd, cached):
     """Why rine_training reads §5.4's epochs 1-10 from one 15-epoch trial (and §5.5's 100 % column
     from its epoch 1): the lr schedule depends on the absolute epoch, dropout and batch order are
