@@ -234,7 +234,7 @@ def _torchvision_encoder(name: str, pretrained: str | None) -> tuple[torch.nn.Mo
             model.load_state_dict(torch.load(pretrained, map_location="cpu", weights_only=True))
         except Exception as error:
             raise BackboneError(f"checkpoint {pretrained} is not a {name} state dict (torchvision's own file, "
-                                f"e.g. resnet50-0676ba61.pth): {str(error)[:300]}") from error
+                                f"e.g. resnet50-0676ba61.pth): {' '.join(str(error).split())[:300]}") from error
     else:
         try:
             model.load_state_dict(weights_enum[pretrained].get_state_dict(progress=False))
