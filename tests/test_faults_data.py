@@ -24,6 +24,7 @@ from aigid.errors import StorageError
 from aigid.features import FeatureRequest, FixedView, extract
 from aigid.methods import RINE
 from aigid.methods.lol import LoLConfig, LoLTrainer, select_test_samples
+from aigid.methods.lol.config import SMALL_IMAGES
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
 
@@ -41,7 +42,7 @@ def test_paths(small_genimage):
 
 
 def request(paths, outputs=("block_cls_ln2",)):
-    return FeatureRequest("aigid-tiny-vit", None, outputs, paths, FixedView(centre_crop(224)))
+    return FeatureRequest("aigid-tiny-vit", None, outputs, paths, FixedView(centre_crop(224, small="pad")))
 
 
 @pytest.fixture
@@ -88,12 +89,12 @@ def test_a_truncated_decoded_test_image_cache_is_decoded_again_and_lol_evaluates
     config = LoLConfig.from_flat({"backbone": "aigid-tiny-rn", "pretrained": None, "train_volume": 8, "test_limit": 4,
                                   "epochs": 1, "batch_size": 4})
     paths = [s.path for samples in select_test_samples(index, config).values() for s in samples]
-    entry = decode_once(paths, config.crop, tmp_path, log=None)
+    entry = decode_once(paths, config.crop, tmp_path, small=SMALL_IMAGES, log=None)
     images = tmp_path / entry.root.split("/")[-1] / "images.npy"
     expected = np.load(images)
     images.write_bytes(images.read_bytes()[: images.stat().st_size // 2])  # a copy cut short
     lines = []
-    again = decode_once(paths, config.crop, tmp_path, log=lines.append)
+    again = decode_once(paths, config.crop, tmp_path, small=SMALL_IMAGES, log=lines.append)
     assert again == entry and sum("damaged" in line and "decoding them again" in line for line in lines) == 1
     assert np.array_equal(np.load(images), expected)
     trainer = LoLTrainer(config, index, {"test_images": {again.crop: again}})
@@ -124,10 +125,10 @@ def test_a_disk_that_fills_while_decoding_is_one_line_and_a_rerun_completes(test
     resize(f"{pages * 4}k")  # the check passes; the file's header then takes the last page ok.npy needed
     assert shutil.disk_usage(disk).free >= need
     with pytest.raises(StorageError, match=f"is full: this pass writes {need} bytes"):
-        decode_once(test_paths, crop, disk, log=None)
+        decode_once(test_paths, crop, disk, small="tile", log=None)
     assert not list(disk.iterdir())
     resize("4m")
-    entry = decode_once(test_paths, crop, disk, log=None)
+    entry = decode_once(test_paths, crop, disk, small="tile", log=None)
     assert entry.available() and entry.open()[1].all()
 
 
@@ -175,7 +176,7 @@ def test_an_image_over_the_pixel_limit_is_skipped_like_an_unreadable_one_without
     assert "12000x12000 px is over aigid's limit of 40 Mpx" in reason and int(grown) < 50 * 2**20  # kB of maxrss
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        dataset = ImageDataset([Sample(str(huge), 1, "adm", "val")], centre_crop(64))
+        dataset = ImageDataset([Sample(str(huge), 1, "adm", "val")], centre_crop(64, small="pad"))
         with pytest.warns(UnreadableImageWarning, match="12000x12000 px is over"):
             assert collate_skip_bad([dataset[0]])[2] == 1  # counted in data/skipped_files as unreadable images are
     assert cli_main(["data", "inspect", str(root)]) == 0

@@ -94,13 +94,21 @@ def test_resume_fails_only_the_trial_whose_checkpoint_was_planted(ray_session, s
             "--name", "planted", "--data", str(small_genimage), "--seeds", "2", "--max-failures", "0",
             "--pretrained", "none", "--backbone", "aigid-tiny-rn", "--set", "train_volume=None",
             "--set", "test_limit=4", "--set", "epochs=2"]
-    assert [t.status for t in main(sweep, argv)] == ["failed", "failed"]  # both interrupted after epoch 1
+    def run(*extra):
+        """The sweep's trials as its report wrote them; it exits 1 while any trial failed."""
+        with pytest.raises(SystemExit) as exit_info:
+            main(sweep, [*argv, *extra])
+        assert exit_info.value.code == 1
+        report = tmp_path / "results" / "planted" / "report" / "trials.json"
+        return [Trial.from_dict(t) for t in json.loads(report.read_text())]
+
+    assert [t.status for t in run()] == ["failed", "failed"]  # both interrupted after epoch 1
     trial_params = (tmp_path / "results" / "planted").glob("*/params.json")
     seed0 = next(p.parent for p in trial_params if json.loads(p.read_text())["seed"] == 0)
     marker = tmp_path / "ran"
     plant(sorted(seed0.glob("checkpoint_*"))[-1] / "trainer.pt", marker)
 
-    trials = {t.config["seed"]: t for t in main(sweep, [*argv, "--resume", "planted"])}
+    trials = {t.config["seed"]: t for t in run("--resume", "planted")}
     assert trials[1].status == FINISHED and [e["epoch"] for e in trials[1].history] == [1, 2]
     assert trials[0].status == "failed" and not marker.exists()
     assert "is not a weights-only checkpoint: it asks to run posix.system" in trials[0].error

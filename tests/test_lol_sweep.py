@@ -29,7 +29,7 @@ def test_mask_grid_lists_the_papers_15_cells(small_genimage, capsys):
 @pytest.mark.parametrize("argv,message", [
     (["--data", "/no/such/folder"], "does not exist"),
     (["--set", "mask_ratio=(0.1, 0.2)"], "swept by this grid"),
-    (["--set", "lr=0"], "lr must be > 0"),
+    (["--set", "lr=0"], "lr must be in (0, 1]"),
     (["--backbone", "RN5O"], "unknown backbone"),
     (["--set", "train_subset='dalle'"], "train_subset 'dalle'"),
     (["--set", "masc_ratio=1"], "unknown LoLConfig option"),

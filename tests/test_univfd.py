@@ -30,10 +30,10 @@ def test_defaults_are_the_authors_and_the_class_settings_are_rines():
 
 @pytest.mark.parametrize("flat, message", [
     ({"classes": 3}, r"classes must be one of \[1, 2, 4, 20\]"),
-    ({"lr": 0.0}, "lr must be > 0"),
+    ({"lr": 0.0}, r"lr must be in \(0, 1\]"),
     ({"batch_size": 0}, "batch_size must be an integer >= 1"),
     ({"epochs": 0}, "epochs must be an integer >= 1"),
-    ({"crop": -224}, "crop must be an integer >= 1"),
+    ({"crop": -224}, r"crop must be in \(0, 4096\]"),
     ({"weight_decay": -0.1}, "weight_decay must be >= 0"),
     ({"lr": "fast"}, "lr takes float"),
     ({"learning_rate": 1e-3}, "unknown UnivFDConfig option"),

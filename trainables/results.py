@@ -110,7 +110,7 @@ def load(target: str, uri: str | None) -> Finished:
     if uri.startswith("sqlite:///") and not os.path.exists(uri[len("sqlite:///"):]):
         raise UserError(f"{target!r} is not a folder and there is no MLflow store at {uri} "
                         "(run from the sweep's working directory or pass --mlflow-uri)")
-    return read_mlflow(tracking.connect(uri), target)
+    return read_mlflow(tracking.connect(uri, read_only=True), target)
 
 
 def tables_text(finished: Finished, sweeps: dict) -> str:

@@ -40,10 +40,12 @@ class TrackingError(UserError):
     """An MLflow tracking store that does not answer; the message names the URI and the fix."""
 
 
-def connect(uri: str) -> MlflowClient:
-    """A client whose store answered a request: fail before any trial runs, naming the URI."""
+def connect(uri: str, *, read_only: bool = False) -> MlflowClient:
+    """A client whose store answered a request: fail before any trial runs, naming the URI. A sweep
+    may create the store (under a lock); a reader (`aigid results`) opens an existing one and writes
+    nothing beside it."""
     try:
-        with sqlite_lock(uri), environ(PROBE_ENV):
+        with (contextlib.nullcontext() if read_only else sqlite_lock(uri)), environ(PROBE_ENV):
             client = MlflowClient(tracking_uri=uri)  # creates and migrates a SQLite store's tables
             client.search_experiments(max_results=1)
     except Exception as error:  # the store's own error types vary by backend
