@@ -41,6 +41,7 @@ from torch.utils.data import DataLoader
 from aigid.cache import (RowsFile, check_room, damage, disk_full_is_an_error, partial_folder,
                          remove_dead_partials, seal)
 from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, random_init_id, resolve_model_name
+from aigid.data import perturb as perturbations
 from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 from aigid.data.index import DataError
@@ -102,6 +103,8 @@ class FeatureRequest:
     label: str = field(default="", compare=False)  # for progress lines only
     precision: str = "float32"  # "bfloat16": the pass runs under autocast (CUDA's default, see SharedFeatures)
     root: str = ""  # the dataset's root: views are drawn per path below it, the same wherever the data lies
+    perturb: str = perturbations.NONE  # applied to each image before `transform` (aigid.data.perturb)
+    perturb_seed: int = 0
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -113,20 +116,26 @@ class FeatureRequest:
         object.__setattr__(self, "paths", tuple(sorted(set(self.paths))))
         if self.pretrained in ("", "none", "None"):
             object.__setattr__(self, "pretrained", None)
+        perturbations.parsed(self.perturb)  # a bad spec fails here, not in a DataLoader worker
 
     def image_rng(self, path: str) -> np.random.Generator:
         name = os.path.relpath(path, self.root) if self.root else path
         return np.random.default_rng([self.seed, self.view, zlib.crc32(name.encode())])
 
     def view_of(self, image, path: str) -> torch.Tensor:
-        """The image as this view set sees it (its augmentation drawn from `image_rng(path)`)."""
+        """The image as this view set sees it: perturbed, then its augmentation drawn from `image_rng(path)`."""
+        image = perturbations.apply(self.perturb, image, seed=self.perturb_seed, path=path, root=self.root)
         return self.transform(image, self.image_rng(path))
 
     def describe(self) -> dict:
-        return {"version": CACHE_VERSION, "model": resolve_model_name(self.backbone, self.pretrained),
-                "weights": _weights_id(self.backbone, self.pretrained), "transform": repr(self.transform),
-                "view": self.view, "seed": self.seed, "outputs": list(self.outputs), "images": len(self.paths),
-                "precision": self.precision}
+        described = {"version": CACHE_VERSION, "model": resolve_model_name(self.backbone, self.pretrained),
+                     "weights": _weights_id(self.backbone, self.pretrained), "transform": repr(self.transform),
+                     "view": self.view, "seed": self.seed, "outputs": list(self.outputs), "images": len(self.paths),
+                     "precision": self.precision}
+        if self.perturb != perturbations.NONE:  # clean view sets keep the keys they were stored under
+            described["perturb"] = {"spec": perturbations.parsed(self.perturb).cache_key(), "seed": self.perturb_seed,
+                                    "relative_to_root": bool(self.root)}
+        return described
 
     def key(self) -> str:
         """Content hash of everything that decides the features (stats every image file)."""

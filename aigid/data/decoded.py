@@ -25,6 +25,7 @@ from torch.utils.data import DataLoader
 
 from aigid.cache import (SEAL, RowsFile, check_room, damage, disk_full_is_an_error, partial_folder,
                          remove_dead_partials, seal)
+from aigid.data import perturb as perturbations
 from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 from aigid.data.transforms import centre_crop_pixels
@@ -52,50 +53,59 @@ class DecodedImages:
 
 
 class _Pixels:
-    """(image, path) -> the uint8 test view of the image (picklable for DataLoader workers)."""
+    """(image, path) -> the uint8 test view of the (perturbed) image (picklable for DataLoader workers)."""
 
-    def __init__(self, crop: int, small: str):
+    def __init__(self, crop: int, small: str, perturb: str, perturb_seed: int, root: str):
         self.transform = centre_crop_pixels(crop, small=small)
+        self.perturb, self.perturb_seed, self.root = perturb, perturb_seed, root
 
     def __call__(self, image, path: str) -> torch.Tensor:
+        image = perturbations.apply(self.perturb, image, seed=self.perturb_seed, path=path, root=self.root)
         return self.transform(image)
 
 
 def decode_once(paths, crop: int, cache_dir, *, small: str, num_workers: int = 0, batch_size: int = 64,
-                log: Callable[[str], None] | None = print) -> DecodedImages:
-    """The entry for `paths` at `crop` (images smaller grown by the `small` rule, aigid.data.transforms):
+                log: Callable[[str], None] | None = print, perturb: str = perturbations.NONE, perturb_seed: int = 0,
+                root: str = "") -> DecodedImages:
+    """The entry for `paths` at `crop` (images smaller grown by the `small` rule, aigid.data.transforms),
+    each first perturbed by `perturb` (drawn per path relative to the dataset `root`, aigid.data.perturb):
     read if present and its checksums hold, else decoded now (and stored; a StorageError naming the
     bytes needed when --cache-dir lacks room)."""
     paths, cache_dir = tuple(sorted(set(paths))), Path(cache_dir)
-    key = content_key({"version": VERSION, "what": "uint8 centre crops", "crop": crop, "small": small}, paths)
-    root = cache_dir / f"decoded-{key}"
-    entry = DecodedImages(str(root), paths, crop)
+    described = {"version": VERSION, "what": "uint8 centre crops", "crop": crop, "small": small}
+    if perturb != perturbations.NONE:  # clean entries keep their keys
+        described["perturb"] = {"spec": perturbations.parsed(perturb).cache_key(), "seed": perturb_seed,
+                                "relative_to_root": bool(root)}
+    key = content_key(described, paths)
+    folder = cache_dir / f"decoded-{key}"
+    entry = DecodedImages(str(folder), paths, crop)
     note = log or warnings.warn  # a damaged or leftover entry is said even when progress is not
-    if root.is_dir():
-        problem = damage(root)
+    if folder.is_dir():
+        problem = damage(folder)
         if problem is None:
             if log:
-                log(f"[aigid] test images: {len(paths)} centre crops read from {root}, decoded by no trial")
+                log(f"[aigid] test images: {len(paths)} centre crops read from {folder}, decoded by no trial")
             return entry
-        note(f"[aigid] decoded test images {root} are damaged ({problem}): decoding them again")
-        shutil.rmtree(root, ignore_errors=True)
+        note(f"[aigid] decoded test images {folder} are damaged ({problem}): decoding them again")
+        shutil.rmtree(folder, ignore_errors=True)
     need = len(paths) * (3 * crop * crop + 1)
     with disk_full_is_an_error(cache_dir, lambda: need):
         cache_dir.mkdir(parents=True, exist_ok=True)
         for leftover in remove_dead_partials(cache_dir):
             note(f"[aigid] removed {leftover} from {cache_dir}: left by a killed decoding pass")
         check_room(cache_dir, need)
-        _decode_into(partial_folder(cache_dir, root.name), entry, small, num_workers, batch_size, log)
+        pixels = _Pixels(crop, small, perturb, perturb_seed, root)
+        _decode_into(partial_folder(cache_dir, folder.name), entry, pixels, num_workers, batch_size, log)
     return entry
 
 
-def _decode_into(partial: Path, entry: DecodedImages, small: str, num_workers: int, batch_size: int, log) -> None:
+def _decode_into(partial: Path, entry: DecodedImages, pixels: _Pixels, num_workers: int, batch_size: int, log) -> None:
     """Stream the entry's crops into `partial` in row order, seal it and rename it into place."""
     paths, crop, root = entry.paths, entry.crop, entry.root
     try:
         images = RowsFile(partial / IMAGES, len(paths), (3, crop, crop), np.uint8)
         ok = np.zeros(len(paths), dtype=bool)
-        loader = DataLoader(IndexedImages(paths, _Pixels(crop, small)), batch_size=batch_size, num_workers=num_workers,
+        loader = DataLoader(IndexedImages(paths, pixels), batch_size=batch_size, num_workers=num_workers,
                             collate_fn=collate_indexed)
         start = time.perf_counter()
         for first, (rows, batch) in zip(range(0, len(paths), batch_size), loader):  # in row order (no shuffle)

@@ -30,8 +30,10 @@ the quality asked; RINE_TABLE5_AS_RUN keeps quality 95 to reproduce the publishe
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
+import os
 from dataclasses import dataclass, fields
 from typing import ClassVar
 
@@ -243,6 +245,20 @@ class Perturb:
         for step in self.steps:
             img = step(img, rng)
         return img
+
+
+@functools.lru_cache(maxsize=None)
+def parsed(spec: str) -> Perturb:
+    """`parse`, once per spec string (a perturbed view set calls it for every image)."""
+    return parse(spec)
+
+
+def apply(spec: str, img: Image.Image, *, seed: int, path: str, root: str = "") -> Image.Image:
+    """`img` (the file at `path`) under perturbation `spec`, drawn for (seed, path relative to `root`):
+    the same pixels wherever the dataset lies and whichever list the image is in."""
+    if spec == NONE:
+        return img
+    return parsed(spec)(img, seed=seed, key=os.path.relpath(path, root) if root else path)
 
 
 def _error(spec: str, problem: str, *, list_all: bool = True) -> ConfigError:

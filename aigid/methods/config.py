@@ -9,6 +9,7 @@ import typing
 from dataclasses import asdict, fields
 from typing import ClassVar
 
+from aigid.data import perturb
 from aigid.data.index import DataError
 from aigid.errors import ConfigError
 
@@ -74,16 +75,25 @@ def check_finite(flat: dict) -> None:
             raise ConfigError(f"{name} must be a finite number, got {value!r}")
 
 
+@dataclasses.dataclass
 class FlatConfig:
-    """Mixin for a method's config dataclass: a Ray trial config is a flat dict of overrides.
+    """Base of a method's config dataclass: a Ray trial config is a flat dict of overrides.
 
     `DATASET_DEFAULTS` maps a dataset layout to the paper's values of the fields that differ
     per dataset (left None in the dataclass); `BY_DATASET` names the fields a run cannot do
     without, so a layout with no paper defaults must set them explicitly.
+
+    Every method is tested the same way under a perturbation (the papers' robustness tables: RINE
+    Table 5, GenDet Table 4, LoL Table A4): `test_perturb` is applied to each test image before the
+    method's preprocessing, drawn per image from `perturb_seed`, so every trial of a grid sees the
+    same perturbed images and a frozen backbone runs once per perturbation, not per trial.
     """
 
     DATASET_DEFAULTS: ClassVar[dict[str, dict]] = {}
     BY_DATASET: ClassVar[tuple[str, ...]] = ()
+
+    test_perturb: str = "none"  # a perturbation spec (aigid.data.perturb), e.g. "jpeg=30" or "blur=3@0.5"
+    perturb_seed: int = 0  # seeds every perturbation's per-image draws (not the trial's seed: see above)
 
     @classmethod
     def from_flat(cls, flat: dict):
@@ -106,6 +116,8 @@ class FlatConfig:
         except (ValueError, TypeError) as error:  # a range check of __post_init__: the message names the field
             raise ConfigError(str(error)) from None
         check_finite(flat)  # after the range checks, whose messages name the range
+        for name in (f.name for f in fields(cls) if f.name.endswith("perturb")):
+            perturb.parse(getattr(config, name))  # a ConfigError listing the valid perturbations
         return config
 
     def to_flat(self) -> dict:

@@ -83,6 +83,15 @@ class MethodSpec:
     # Where the paper leaves its evaluation protocol unstated, the choice made: {what: choice (why)},
     # printed under every table of the method and by `aigid config`.
     choices: Mapping[str, str] = field(default_factory=dict)
+    # Evaluation only (`aigid eval`, `sweeps/compare.py`): (config, state, index, PrepareContext) -> metrics.
+    # `state` is a trainer's `state_dict()` as `aigid.checkpoints.load` reads it (or what `released` makes
+    # of an authors' file); its weights are loaded whole (strict) or a ConfigError names the first key
+    # missing or misshapen: a half-loaded model is never scored. No training image is read. The metrics are
+    # the `test/<subset>/...` and `test/mean/...` keys the trainer's evaluation reports, equal to them on the
+    # same config and data; `config.test_perturb` is applied to the test images.
+    evaluate: Callable[..., dict] | None = None
+    # The authors' released file at a path -> (flat config overrides, state for `evaluate`), read weights-only.
+    released: Callable[..., tuple[dict, dict]] | None = None
 
     @property
     def uses_feature_store(self) -> bool:
