@@ -11,7 +11,7 @@ from PIL import Image
 
 from aigid.data.artefacts import natural_image, to_uint8
 from aigid.data.perturb import (
-    GENDET_TABLE4, LOL_TABLE_A4, NAMES, RINE_TABLE5, RINE_TABLE5_AS_RUN, Param, jpeg_bytes, parse,
+    GENDET_TABLE4, LOL_TABLE_A4, NAMES, RINE_TABLE5, RINE_TABLE5_AS_RUN, Param, apply, jpeg_bytes, parse,
 )
 from aigid.errors import ConfigError
 
@@ -147,3 +147,55 @@ def test_presets_hold_the_published_strengths():
         "lr112": "downscale=112", "lr64": "downscale=64", "jpeg65": "jpeg=65", "jpeg30": "jpeg=30",
         "blur3": "blur=3", "blur5": "blur=5"}
     assert LOL_TABLE_A4["combined"].spec() == "noise=5:20+blurk=3,5,7,9;sigma=4+jpeg=10:75+crop=0.05:0.2@0.5"
+
+
+def _images(root, n=6):
+    paths = []
+    for i in range(n):
+        path = root / "sub" / f"{i}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(to_uint8(natural_image(np.random.default_rng(i), 48, 48))).save(path)
+        paths.append(str(path))
+    return paths
+
+
+def test_perturbed_view_sets_are_cached_apart_and_drawn_per_path_below_the_root(tmp_path):
+    """A perturbed view set is its own cache entry (one backbone pass per perturbation), the clean key is
+    unchanged, and moving the dataset keeps the draws (they are per path relative to the root)."""
+    from aigid.data.transforms import test_transform
+    from aigid.features import FeatureRequest, FixedView, extract
+
+    def request(root, perturb="none", seed=0):
+        paths = [str(p) for p in sorted((root / "sub").glob("*.png"))]
+        return FeatureRequest("aigid-tiny-vit", None, ("embedding",), tuple(paths),
+                              FixedView(test_transform(224, small="pad")), root=str(root), perturb=perturb,
+                              perturb_seed=seed)
+
+    _images(tmp_path / "a")
+    clean, blurred = request(tmp_path / "a"), request(tmp_path / "a", "blur=4")
+    assert "perturb" not in clean.describe() and clean.key() != blurred.key()
+    assert blurred.key() != request(tmp_path / "a", "blur=4", seed=1).key()
+    (clean_table, blurred_table), stats = extract([clean, blurred], tmp_path / "store", log=None)
+    assert stats == {"computed": 2, "cached": 0}
+    assert not np.allclose(clean_table.features["embedding"], blurred_table.features["embedding"])
+    _, stats = extract([blurred], tmp_path / "store", log=None)
+    assert stats == {"computed": 0, "cached": 1}
+    (tmp_path / "a").rename(tmp_path / "b")
+    moved, _ = extract([request(tmp_path / "b", "noise=20")], None, log=None)
+    (tmp_path / "b").rename(tmp_path / "a")
+    here, _ = extract([request(tmp_path / "a", "noise=20")], None, log=None)
+    np.testing.assert_array_equal(moved[0].features["embedding"], here[0].features["embedding"])
+
+
+def test_decoded_test_images_apply_the_perturbation_before_the_crop(tmp_path):
+    from aigid.data.decoded import decode_once
+
+    paths = _images(tmp_path / "data", n=4)
+    clean = decode_once(paths, 32, tmp_path / "cache", small="pad", log=None)
+    jpeg = decode_once(paths, 32, tmp_path / "cache", small="pad", log=None, perturb="jpeg=5",
+                       root=str(tmp_path / "data"))
+    assert clean.root != jpeg.root
+    clean_pixels, jpeg_pixels = clean.open()[0], jpeg.open()[0]
+    expected = apply("jpeg=5", Image.open(paths[0]).convert("RGB"), seed=0, path=paths[0], root=str(tmp_path / "data"))
+    np.testing.assert_array_equal(jpeg_pixels[0], np.asarray(expected.crop((8, 8, 40, 40))).transpose(2, 0, 1))
+    assert not np.array_equal(clean_pixels, jpeg_pixels)
