@@ -46,7 +46,7 @@ def test_inspect_with_forced_layout_and_no_check(messy_synthetic, capsys):
 
 
 def test_inspect_missing_path_exits_1_without_traceback(tmp_path, capsys):
-    assert _run("inspect", str(tmp_path / "nope")) == 1
+    assert _run("inspect", str(tmp_path / "nope")) == 2
     captured = capsys.readouterr()
     assert captured.out == ""
     assert captured.err.startswith("error: dataset path") and "does not exist" in captured.err
@@ -54,7 +54,7 @@ def test_inspect_missing_path_exits_1_without_traceback(tmp_path, capsys):
 
 
 def test_inspect_unknown_tree_lists_layouts(tmp_path, capsys):
-    assert _run("inspect", str(tmp_path)) == 1
+    assert _run("inspect", str(tmp_path)) == 2
     err = capsys.readouterr().err
     assert all(f"  {name}:" in err for name in ("genimage", "ufd", "diffusionforensics", "folder"))
 
@@ -63,7 +63,7 @@ def test_make_synthetic(tmp_path, capsys):
     out = tmp_path / "ufd"
     assert _run("make-synthetic", str(out), "--layout", "ufd", "--n-train", "1", "--n-test", "1") == 0
     assert "synthetic ufd stand-in (not real data): 24 images" in capsys.readouterr().out
-    assert _run("make-synthetic", str(out), "--layout", "ufd") == 1
+    assert _run("make-synthetic", str(out), "--layout", "ufd") == 2
     assert "--force" in capsys.readouterr().err
     assert _run("make-synthetic", str(out), "--layout", "ufd", "--n-train", "2", "--n-test", "1", "--force") == 0
     assert "32 images" in capsys.readouterr().out

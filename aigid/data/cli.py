@@ -65,7 +65,7 @@ def _inspect(args) -> int:
         index = scan(args.path, layout=args.layout)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     files = sorted({s.path for s in index.samples})
     print(f"root: {index.root}")
     print(f"layout: {index.layout} ({'given' if args.layout else 'detected'}); "
@@ -103,7 +103,7 @@ def _make_synthetic(args) -> int:
                               n_test=args.n_test, force=args.force)
     except DataError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     n_images = len({sample.path for sample in scan(path).samples})
     print(f"wrote a synthetic {args.layout} stand-in (not real data): {n_images} images, seed {args.seed}, "
           f"in {time.perf_counter() - start:.1f}s, to {path}")
