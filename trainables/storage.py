@@ -135,9 +135,10 @@ def taken(run: str) -> StorageError:
 
 def resolve_run(sweep_name: str, storage: str, name: str | None, resume: str | None) -> tuple[str, bool]:
     """(run name, resuming?). `--resume` alone picks this sweep's newest run under a local storage;
-    a new run may not take the name of one that exists."""
+    a new run may not take the name of one that exists. A default name ends in the process id, so two
+    sweeps started in the same second (from a script) get two runs, not one folder."""
     if resume is None:
-        run = name or f"{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}"
+        run = name or f"{sweep_name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
         if started(storage, run):
             raise taken(run)
         return run, False
