@@ -2,6 +2,8 @@
 synthetic UFD tree with the tiny random-init ViT, in process, through the real command."""
 import argparse
 import json
+import runpy
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +14,9 @@ from aigid.data.synthetic import make_synthetic
 from aigid.methods import UNIVFD
 from aigid.methods.rine.config import RINEConfig
 from aigid.train_cli import build
+from aigid.trials import best_point
+from trainables.launcher import main as sweep_main
+from trainables.sweep import Sweep, grid
 
 TINY = ["backbone='aigid-tiny-vit'", "pretrained=None", "batch_size=8", "epochs=2", "lr=0.03"]
 
@@ -97,3 +102,25 @@ def test_a_bad_perturbation_exits_2_listing_the_valid_ones(trained, tmp_path, ca
     code, _ = evaluate(trained, tmp_path, "--checkpoint", str(trained[2]), "--perturb", "jpg=30")
     err = capsys.readouterr().err
     assert code == 2 and "unknown step 'jpg=30'; valid: jpeg=<quality" in err and err.count("\n") == 1
+
+
+@pytest.mark.slow
+def test_from_a_sweeps_run_folder_scores_its_best_trial_as_the_sweep_reported(ray_session, trained, tmp_path,
+                                                                              monkeypatch, capsys):
+    """A real two-trial UnivFD sweep (univfd_baseline's table) on Ray with MLflow; eval --from its run folder."""
+    monkeypatch.chdir(tmp_path)
+    root, cache, _, _ = trained
+    baseline = runpy.run_path(str(Path(__file__).parent.parent / "sweeps" / "univfd_baseline.py"))
+    sweep = Sweep(name="univfd_eval", method=UNIVFD, plan=grid(lr=[3e-3, 3e-2]), table=baseline["table"], doc="eval")
+    argv = ["--data", root, "--storage", str(tmp_path / "results"), "--cache-dir", cache, "--name", "run",
+            "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db", *(a for s in TINY[:-1] for a in ("--set", s))]  # lr is swept
+    trials = sweep_main(sweep, argv)
+    here, _ = best_point(trials)
+    best = max(here, key=lambda t: t.score)
+    capsys.readouterr()
+    code, metrics = evaluate(trained, tmp_path, "--from", str(tmp_path / "results" / "run"))
+    assert code == 0 and metrics == only_test_keys(best.final)  # bit for bit: the sweep's cached test features
+    out = capsys.readouterr().out
+    assert f"best trial {best.name!r} of run" in out
+    assert f"test/mean/acc: the sweep reported {best.final['test/mean/acc']:.6f}, eval gives " \
+           f"{best.final['test/mean/acc']:.6f}" in out
