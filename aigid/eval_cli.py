@@ -60,9 +60,9 @@ def add_eval_commands(subparsers) -> None:
 
 
 def owner(flat) -> str | None:
-    """The method whose config class has exactly the fields of `flat`."""
+    """The method whose config class has every field of `flat` (a checkpoint older than a field lacks it)."""
     keys = set(flat) if isinstance(flat, dict) else set()
-    return next((n for n, m in METHODS.items() if keys == {f.name for f in fields(m.config_cls)}), None)
+    return next((n for n, m in METHODS.items() if keys and keys <= {f.name for f in fields(m.config_cls)}), None)
 
 
 def check_owner(method: MethodSpec, path, state: dict) -> dict:

@@ -127,7 +127,7 @@ def probe_metrics(model: nn.Module, features: torch.Tensor, part: LabelledRows, 
 
 
 def report_on(model: nn.Module, device, index: DatasetIndex, tests: dict, test_features: torch.Tensor,
-                val: LabelledRows | None = None, val_features: torch.Tensor | None = None) -> dict:
+              val: LabelledRows | None = None, val_features: torch.Tensor | None = None) -> dict:
     """`test/<subset>/...` and `test/mean/...` (the mean over the paper's test sets), and `val/...` with `val`."""
     def metrics(part: LabelledRows) -> dict:
         return probe_metrics(model, val_features if part is val else test_features, part, device)
