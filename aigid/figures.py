@@ -13,10 +13,12 @@ import math
 import os
 import textwrap
 import warnings
+from dataclasses import fields
 from typing import Callable, Sequence
 
 import numpy as np
 
+from aigid.data import perturb
 from aigid.trials import Trial, finished, label
 
 Score = Callable[[Trial], float]
@@ -458,3 +460,79 @@ def sweep_figures(
         paths.append(curve(trials, names[0], title=f"{name}: {score_label} vs {names[0]}", path=f"{base}_curve.png",
                            score_label=score_label, chance=chance, values=varying[names[0]], **common))
     return [p for p in paths if p]
+
+
+ROBUSTNESS_KEYS = {"test/mean/acc": "mean ACC (%)", "test/mean/ap": "mean AP (%)"}
+
+
+def strengths(specs: Sequence[str]) -> tuple[str, dict[str, float]] | None:
+    """(axis name, spec -> value) when every perturbed spec is one step of one kind at one fixed value and
+    p 1 (jpeg=90 … jpeg=10), so x can be that strength; None otherwise (x is then the specs as labels)."""
+    found = {}
+    for spec in specs:
+        if spec == perturb.NONE:
+            continue
+        chain = perturb.parsed(spec)
+        if chain.p != 1 or len(chain.steps) != 1:
+            return None
+        (step,) = chain.steps
+        main = fields(step)[0].name
+        param = getattr(step, main)
+        if len(param.values) != 1 or ";" in step.spec():  # a range, a set of values or a non-default option
+            return None
+        found[spec] = (f"{step.NAME} {main}", float(param.values[0]))
+    names = {name for name, _ in found.values()}
+    return (names.pop(), {spec: value for spec, (_, value) in found.items()}) if len(names) == 1 else None
+
+
+def robustness(
+    trials: Sequence[Trial],
+    series: str,
+    path: str,
+    title: str,
+    *,
+    perturbations: Sequence[str] | None = None,
+    synthetic: bool = False,
+) -> str | None:
+    """Mean ACC and AP over the test sets against the test perturbation (the trials' `test_perturb`, in the
+    order given, else as the trials list them), one line per value of `series` (a detector, a setting),
+    mean ± std over seeds. When every perturbation is one step of one kind at fixed values the x axis is
+    that strength (e.g. JPEG quality, in the order given) and the clean result a dotted line; else the specs
+    label the points. None when fewer than two perturbations have a finished trial."""
+    order = list(dict.fromkeys(perturbations or [t.config.get("test_perturb") for t in trials]))
+    scale = strengths(order)
+    pairs, skipped = _scored(trials, lambda t: t.last("test/mean/acc"))
+    if len(pairs) < 2 or len(curve_points(trials, "test_perturb", lambda t: t.last("test/mean/acc"), values=order)) < 2:
+        return None
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(max(9.0, 2.0 + 0.9 * len(order)), 4.4))
+    for ax, (key, name) in zip(axes, ROBUSTNESS_KEYS.items()):
+        for n, value in enumerate(_values(trials, series)):
+            here = [t for t in trials if _norm(t.config.get(series)) == value]
+            points = curve_points(here, "test_perturb", lambda t: t.last(key), values=order)
+            tag, color = f"{series}={label(value)}", f"C{n}"
+            clean = [s for v, s in points if scale and v not in scale[1]]
+            if clean:
+                ax.axhline(100 * np.mean(clean[0]), color=color, ls=":", lw=1.2, label=f"{tag}, clean")
+            shown = [(v, s) for v, s in points if not scale or v in scale[1]]
+            xs = [scale[1][v] if scale else order.index(v) for v, _ in shown]
+            ax.errorbar(xs, [100 * np.mean(s) for _, s in shown], yerr=[100 * np.std(s) for _, s in shown],
+                        marker="o", capsize=3, color=color, label=tag)
+        if scale:
+            values = [scale[1][s] for s in order if s in scale[1]]
+            ax.set_xticks(values, [label(v) for v in values])
+            ax.set_xlabel(scale[0])
+            if values[0] > values[-1]:  # the order given runs from weak to strong as a descending value (JPEG)
+                ax.invert_xaxis()
+        else:
+            ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+            ax.set_xlabel("test perturbation")
+        ax.minorticks_off()
+        if key.endswith("acc"):
+            ax.axhline(50, color="grey", ls="--", lw=1, label="chance (50 %)")
+        ax.set_ylabel(name)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8, loc="best")
+    fig.suptitle(_title(title, len(pairs), skipped, synthetic, 110), fontsize=10)
+    fig.tight_layout()
+    return save(fig, path)

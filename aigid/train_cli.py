@@ -28,38 +28,51 @@ def add_train_commands(subparsers) -> None:
     parser = subparsers.add_parser("train", help="train one detector without Ray (a single run)")
     methods = parser.add_subparsers(dest="method", required=True)
     for name, method in METHODS.items():
-        run = methods.add_parser(name, help=method.summary, formatter_class=_HelpFormatter,
+        run = methods.add_parser(name, help=method.summary, formatter_class=HelpFormatter,
                                  description=f"{method.summary}.\n\nWithout --data: the synthetic stand-in benchmark "
                                              "and a tiny random-init model. With --data: the paper's defaults "
                                              f"(`aigid config {name}` lists every field --set takes).")
-        run.add_argument("--data", help="dataset root; default: the synthetic stand-in in ./aigid_data")
-        run.add_argument("--layout", choices=LAYOUTS, help="override the auto-detected layout")
+        add_run_arguments(run)
         run.add_argument("--config", metavar="JSON", help="a flat config to start from, e.g. a sweep's best_config.json")
-        run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
-        run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-        run.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader workers")
-        run.add_argument("--cache-dir", default="aigid_cache",
-                         help="frozen-backbone features and decoded test images, shared with the sweeps")
         run.add_argument("--save", help="write the final checkpoint (model, optimiser, history) here")
         run.set_defaults(func=train)
 
 
-class _HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+def add_run_arguments(run) -> None:
+    """The options a single run shares with `aigid eval`: the data, --set, the device and the sweeps' cache."""
+    run.add_argument("--data", help="dataset root; default: the synthetic stand-in in ./aigid_data")
+    run.add_argument("--layout", choices=LAYOUTS, help="override the auto-detected layout")
+    run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config field")
+    run.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    run.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1), help="DataLoader workers")
+    run.add_argument("--cache-dir", default="aigid_cache",
+                     help="frozen-backbone features and decoded test images, shared with the sweeps")
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
     """Keeps the description's line breaks and shows every default."""
 
 
 def build(method: MethodSpec, args):
     """(index, resolved config, trainer) for one run, preparing what a sweep would share."""
-    if args.data:
-        index, overrides = scan(os.path.abspath(args.data), args.layout), {}
-    else:
-        root = ensure_synthetic(Path("aigid_data").absolute() / f"synthetic-{method.layout}", layout=method.layout)
-        print(f"no --data: training on the SYNTHETIC stand-in at {root}")
-        index, overrides = scan(root, method.layout), dict(method.offline)
+    index, overrides = open_data(method, args.data, args.layout)
     config = method.resolve({**overrides, **read_config(args.config), **parse_overrides(args.set)}, index)
-    context = PrepareContext(os.path.abspath(args.cache_dir), device=args.device, num_workers=args.workers)
-    shared = method.prepare(index, [config], context) if method.prepare else {}
+    shared = method.prepare(index, [config], context_of(args)) if method.prepare else {}
     return index, config, method.trainer(config, index, shared, device=args.device, num_workers=args.workers)
+
+
+def open_data(method: MethodSpec, data: str | None, layout: str | None):
+    """(index, the overrides the data calls for): `data`, or the synthetic stand-in with the method's offline
+    overrides (tiny models, small steps)."""
+    if data:
+        return scan(os.path.abspath(data), layout), {}
+    root = ensure_synthetic(Path("aigid_data").absolute() / f"synthetic-{method.layout}", layout=method.layout)
+    print(f"no --data: running on the SYNTHETIC stand-in at {root}")
+    return scan(root, method.layout), dict(method.offline)
+
+
+def context_of(args) -> PrepareContext:
+    return PrepareContext(os.path.abspath(args.cache_dir), device=args.device, num_workers=args.workers)
 
 
 def read_config(path: str | None) -> dict:

@@ -160,3 +160,39 @@ def test_sweep_figures_pick_by_number_of_varying_axes(grid, tmp_path):
         assert_png(path)
     assert figures.sweep_figures(grid, {"lr": [LRS[0]]}, score, str(tmp_path / "c"), name="none",
                                  score_label="s") == []
+
+
+# ------------------------------------------------------------------ robustness
+JPEG = ["none", "jpeg=90", "jpeg=50", "jpeg=10"]  # clean, then weak to strong (RINE Table 5's kind of axis)
+
+
+def robust(detector, perturbation, seed):
+    """A detector whose ACC and AP fall with the JPEG quality; the RINE stand-in falls less."""
+    drop = {"none": 0, "jpeg=90": 0.02, "jpeg=50": 0.1, "jpeg=10": 0.3, "blur=3": 0.15, "noise=5:20@0.5": 0.05}
+    acc = 0.95 - drop[perturbation] * (0.5 if detector == "rine" else 1) + 0.01 * seed
+    config = {"detector": detector, "test_perturb": perturbation, "seed": seed}
+    history = ({"epoch": 1, "test/mean/acc": acc, "test/mean/ap": min(1.0, acc + 0.03)},)
+    return Trial(" ".join(f"{k}={v}" for k, v in config.items()), config, FINISHED, final=history[0], history=history)
+
+
+def test_strengths_are_numeric_only_for_one_kind_at_fixed_values():
+    assert figures.strengths(JPEG) == ("jpeg quality", {"jpeg=90": 90.0, "jpeg=50": 50.0, "jpeg=10": 10.0})
+    assert figures.strengths(["none", "blur=1", "blur=3"]) == ("blur sigma", {"blur=1": 1.0, "blur=3": 3.0})
+    for mixed in (["jpeg=90", "blur=3"], ["jpeg=30:90"], ["jpeg=30@0.5"], ["jpeg=30+blur=1"]):
+        assert figures.strengths(mixed) is None
+
+
+def test_robustness_draws_acc_and_ap_per_detector_against_the_perturbation(tmp_path):
+    trials = [robust(d, p, s) for d in ("univfd", "rine") for p in JPEG for s in (0, 1)]
+    path = figures.robustness(trials, "detector", str(tmp_path / "jpeg.png"), "Stand-in: ACC and AP under JPEG")
+    assert_png(path)
+    specs = ["none", "blur=3", "noise=5:20@0.5", "jpeg=10"]  # not one kind: the specs label the x axis
+    labelled = figures.robustness([robust(d, p, 0) for d in ("univfd", "rine") for p in specs], "detector",
+                                  str(tmp_path / "mixed.png"), "Stand-in: RINE Table 5's kind of grid",
+                                  perturbations=specs, synthetic=True)
+    assert_png(labelled)
+    points = figures.curve_points([t for t in trials if t.config["detector"] == "univfd"], "test_perturb",
+                                  lambda t: t.last("test/mean/acc"), values=JPEG)
+    assert [v for v, _ in points] == JPEG and points[0][1] == [0.95, 0.96]  # seeds pooled, in the order given
+    assert figures.robustness(trials[:2], "detector", str(tmp_path / "none.png"), "one perturbation") is None
+    assert not (tmp_path / "none.png").exists()

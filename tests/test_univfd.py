@@ -2,6 +2,7 @@
 open_clip ViT over a synthetic UFD tree, and on hand-made feature tables."""
 import numpy as np
 import pytest
+import torch
 
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex, Sample
 from aigid.data.layouts import scan
@@ -13,7 +14,7 @@ from aigid.methods.univfd import (
     OFFLINE_OVERRIDES, SMOKE_OVERRIDES, UnivFDConfig, UnivFDTrainer, check_data, feature_requests,
 )
 from aigid.methods.univfd.spec import UNIVFD
-from aigid.methods.univfd.trainer import view_name
+from aigid.methods.univfd.trainer import view_name_for_tests, view_name
 
 TINY = {"backbone": "aigid-tiny-vit", "pretrained": None}
 
@@ -57,20 +58,26 @@ def cached(ufd, tmp_path_factory):
     cache = tmp_path_factory.mktemp("cache")
     requests = feature_requests([config, other], ufd)
     tables, stats = extract(list(requests.values()), cache, log=None)
-    assert stats == {"computed": 1, "cached": 0}
+    assert stats == {"computed": 2, "cached": 0}  # train + val of both class settings; the clean test set
     return config, dict(zip(requests, tables)), cache
 
 
-def test_one_centre_crop_view_set_holds_every_training_val_and_test_image(ufd, cached):
+def test_a_training_view_set_and_a_test_view_set_per_perturbation(ufd, cached):
     config, features, _ = cached
-    assert list(features) == [view_name(config)]
-    (request,) = feature_requests([config], ufd).values()
-    assert request.outputs == ("embedding",) and isinstance(request.transform, FixedView)
-    assert "CenterCrop(size=(224, 224))" in repr(request.transform)
-    assert set(request.paths) == {s.path for s in ufd.samples}  # train + val of all 4 classes + every test set
-    (horse_only,) = feature_requests([UnivFDConfig(**TINY, classes=1)], ufd).values()
-    assert {s.group for s in ufd.samples if s.path in horse_only.paths and s.split != "test"} == {"horse"}
-    assert len(feature_requests([config, UnivFDConfig(**TINY, crop=112)], ufd)) == 2  # a crop is its own view set
+    assert list(features) == [view_name(config), view_name_for_tests(config)]
+    train, tests = feature_requests([config], ufd).values()
+    for request in (train, tests):
+        assert request.outputs == ("embedding",) and isinstance(request.transform, FixedView)
+        assert "CenterCrop(size=(224, 224))" in repr(request.transform) and request.root == str(ufd.root)
+    assert set(train.paths) == {s.path for s in ufd.samples if s.split != "test"}  # train + val of all 4 classes
+    assert set(tests.paths) == {s.path for s in ufd.samples if s.split == "test"} and tests.perturb == "none"
+    (horse_only, _) = feature_requests([UnivFDConfig(**TINY, classes=1)], ufd).values()
+    assert {s.group for s in ufd.samples if s.path in horse_only.paths} == {"horse"}
+    assert len(feature_requests([config, UnivFDConfig(**TINY, crop=112)], ufd)) == 4  # a crop is its own view set
+    blurred = UnivFDConfig.from_flat({**config.to_flat(), "test_perturb": "blur=3", "perturb_seed": 1})
+    both = feature_requests([config, blurred], ufd)
+    assert len(both) == 3 and both[view_name_for_tests(blurred)].perturb == "blur=3"  # one training view set
+    assert both[view_name_for_tests(blurred)].perturb_seed == 1 and both[view_name_for_tests(blurred)].paths == tests.paths
 
 
 def test_trainer_learns_and_reports_every_test_set_and_val_each_epoch(ufd, cached):
@@ -104,10 +111,28 @@ def test_the_spec_prepares_the_same_features_from_the_cache(ufd, cached):
     config, features, cache = cached
     resolved = UNIVFD.resolve(config.to_flat(), ufd)
     shared = UNIVFD.prepare(ufd, [resolved], PrepareContext(cache_dir=str(cache), log=lambda line: None))
-    (table,) = shared["features"].values()
-    assert np.array_equal(table.features["embedding"], features[view_name(config)].features["embedding"])
+    for name, table in shared["features"].items():
+        assert np.array_equal(table.features["embedding"], features[name].features["embedding"])
     assert UNIVFD.name == "univfd" and UNIVFD.layout == "ufd" and UNIVFD.uses_feature_store
     UNIVFD.config_cls.from_flat(dict(UNIVFD.offline))
+
+
+def test_evaluate_scores_a_saved_probe_exactly_as_its_trainer_reported(ufd, cached, from_file):
+    config, features, cache = cached
+    trainer = UnivFDTrainer(config, ufd, {"features": features})
+    last = list(trainer.run())[-1]
+    state = from_file(trainer.state_dict())
+    context = PrepareContext(cache_dir=str(cache), log=lambda line: None)
+    metrics = UNIVFD.evaluate(config, state, ufd, context)
+    tested = {k: v for k, v in last.items() if k.startswith("test/")}
+    assert set(metrics) == set(tested) and len(tested) > 20
+    for key, value in tested.items():
+        assert metrics[key] == value if key.endswith(("/acc", "/n")) else metrics[key] == pytest.approx(value, abs=1e-9)
+    blurred = UnivFDConfig.from_flat({**config.to_flat(), "test_perturb": "blur=9"})
+    assert UNIVFD.evaluate(blurred, state, ufd, context)["test/mean/ap"] != metrics["test/mean/ap"]
+    with pytest.raises(ValueError, match=r"'weight' has shape \[1, 16\], a UnivFD probe on the 32-d embedding of "
+                                         r"aigid-tiny-vit expects \[1, 32\]"):
+        UNIVFD.evaluate(config, {"model": {"weight": torch.zeros(1, 16), "bias": torch.zeros(1)}}, ufd, context)
 
 
 def test_bad_data_fails_before_training(ufd, horse_only_ufd):
@@ -150,7 +175,7 @@ def separable(n=64, shift=1.5, seed=0, broken=0):
 
 def probe(index, table, **overrides):
     config = UnivFDConfig.from_flat({**TINY, "lr": 1e-2, "batch_size": 32, "epochs": 10, **overrides})
-    return UnivFDTrainer(config, index, {"features": {view_name(config): table}})
+    return UnivFDTrainer(config, index, {"features": {view_name(config): table, view_name_for_tests(config): table}})
 
 
 def test_the_probe_separates_linearly_separable_features():

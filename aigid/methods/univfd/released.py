@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from aigid.methods.released import check_shapes, read_state, require_format
+from aigid.methods.univfd.config import UnivFDConfig
 
 EMBED_DIM = 768  # CLIP ViT-L/14's image embedding, what the released probe reads
 
@@ -24,3 +25,15 @@ def load(path, embed_dim: int = EMBED_DIM) -> nn.Linear:
                  f"a UnivFD probe on a {embed_dim}-d embedding")
     probe.load_state_dict(state, strict=True)
     return probe.eval()
+
+
+# The released probe reads CLIP ViT-L/14 with OpenAI's weights: UnivFDConfig's defaults (the authors').
+AUTHORS_BACKBONE = {"backbone": UnivFDConfig.backbone, "pretrained": UnivFDConfig.pretrained}
+
+
+def released(path) -> tuple[dict, dict]:
+    """MethodSpec.released: the backbone the file was trained on, and its probe as a trainer state's "model".
+    Its width is checked against the backbone's embedding by `evaluate`, which loads it strictly."""
+    state = read_state(path)
+    require_format(state, "univfd", path)
+    return dict(AUTHORS_BACKBONE), {"model": state}

@@ -2,7 +2,8 @@
 from aigid.features import SharedFeatures
 from aigid.methods.spec import MethodSpec
 from aigid.methods.univfd.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, UnivFDConfig, CHOICES, TEST_SETS
-from aigid.methods.univfd.trainer import UnivFDTrainer, check_data, feature_requests
+from aigid.methods.univfd.released import released
+from aigid.methods.univfd.trainer import UnivFDTrainer, check_data, evaluate, feature_requests
 
 UNIVFD = MethodSpec(
     name="univfd",
@@ -16,4 +17,6 @@ UNIVFD = MethodSpec(
     offline=OFFLINE_OVERRIDES,
     smoke=SMOKE_OVERRIDES,
     prepare=SharedFeatures(feature_requests),
+    evaluate=evaluate,
+    released=released,
 )

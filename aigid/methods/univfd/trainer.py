@@ -1,11 +1,13 @@
 """Training UnivFD's linear probe on cached CLIP embeddings, and which features a grid needs.
 
-The frozen encoder never runs inside a trial: `feature_requests` lists one view set per
-(backbone, weights, crop), the centre crop of every training, validation and test image the
-grid's configs read, with the pooled image embedding (what the authors' CLIPModel feeds its
-fc layer: `encode_image`, not L2-normalised). `aigid.features` computes it once per sweep and
+The frozen encoder never runs inside a trial: `feature_requests` lists, per (backbone, weights,
+crop), one view set of the training and validation images the grid's configs read and one of
+every test image per test perturbation (`test_perturb`, `perturb_seed`), each the centre crop
+with the pooled image embedding (what the authors' CLIPModel feeds its fc layer:
+`encode_image`, not L2-normalised). `aigid.features` computes them once per sweep and
 `UnivFDTrainer` fits a single nn.Linear(embed_dim, 1) on the stored rows with
-BCEWithLogitsLoss, as networks/trainer.py does with the backbone fixed.
+BCEWithLogitsLoss, as networks/trainer.py does with the backbone fixed. `evaluate` scores a
+saved probe on the test view set alone, with the trainer's own scoring code (`probe_metrics`).
 """
 from __future__ import annotations
 
@@ -18,10 +20,11 @@ from torch import nn
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
 from aigid.data.subsets import test_subsets
 from aigid.data.transforms import test_transform
-from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
+from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, SharedFeatures, tensor_view
+from aigid.methods.released import check_shapes
 from aigid.methods.rine.config import CLASS_SETTINGS
 from aigid.methods.univfd.config import ALL_CLASSES, OUTPUT, SMALL_IMAGES, TEST_SETS, UnivFDConfig
-from aigid.methods.spec import OneModelCheckpoints
+from aigid.methods.spec import OneModelCheckpoints, PrepareContext
 from aigid.metrics import binary_metrics, held_out_summary
 
 VAL_SPLIT = "val"
@@ -33,7 +36,13 @@ DEVICE_FEATURES_BYTES = 2 << 30
 
 
 def view_name(config: UnivFDConfig) -> tuple:
+    """The training and validation images' view set."""
     return ("univfd", config.backbone, config.pretrained, config.crop)
+
+
+def view_name_for_tests(config: UnivFDConfig) -> tuple:
+    """The test images' view set: one per perturbation and its seed (a clean one, "none", too)."""
+    return (*view_name(config), "test", config.test_perturb, config.perturb_seed)
 
 
 def training_classes(index: DatasetIndex, config: UnivFDConfig) -> tuple[str, ...]:
@@ -63,23 +72,67 @@ def select_test_samples(index: DatasetIndex) -> dict:
     return test_subsets(index)
 
 
+def centre_crop_request(config: UnivFDConfig, index: DatasetIndex, paths, label: str, **perturb) -> FeatureRequest:
+    return FeatureRequest(config.backbone, config.pretrained, (OUTPUT,), tuple(paths),
+                          FixedView(test_transform(config.crop, small=SMALL_IMAGES)), label=label,
+                          root=str(index.root), **perturb)
+
+
+def request_for_tests(config: UnivFDConfig, index: DatasetIndex) -> FeatureRequest:
+    """Every test image, perturbed by the config's `test_perturb` before the centre crop."""
+    paths = {s.path for samples in select_test_samples(index).values() for s in samples}
+    return centre_crop_request(config, index, paths, f"{config.backbone} centre crop, test ({config.test_perturb})",
+                               perturb=config.test_perturb, perturb_seed=config.perturb_seed)
+
+
 def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
-    """One centre-crop view set per (backbone, weights, crop): the union of the training and
-    validation images of the configs' class settings, plus every test image; output "embedding"."""
+    """Per (backbone, weights, crop): one view set of the union of the training and validation images
+    of the configs' class settings, and one test view set per perturbation; output "embedding"."""
     groups: dict[tuple, list] = {}
     for config in configs:
         groups.setdefault(view_name(config), []).append(config)
-    tests = {s.path for samples in select_test_samples(index).values() for s in samples}
     requests = {}
     for name, group in groups.items():
-        _, backbone, pretrained, crop = name
-        paths = set(tests)
+        paths = set()
         for config in {c.classes: c for c in group}.values():  # the images depend on the class setting only
             paths |= {s.path for s in select_training_samples(index, config)}
             paths |= {s.path for s in select_validation_samples(index, config)}
-        requests[name] = FeatureRequest(backbone, pretrained, (OUTPUT,), tuple(paths), FixedView(test_transform(crop, small=SMALL_IMAGES)),
-                                        label=f"{backbone} centre crop, train + val + test")
+        requests[name] = centre_crop_request(group[0], index, paths, f"{group[0].backbone} centre crop, train + val")
+        requests.update({view_name_for_tests(c): request_for_tests(c, index) for c in group})
     return requests
+
+
+def on_device(table: FeatureTable, device: torch.device) -> torch.Tensor:
+    """A table's embeddings as a tensor; up to DEVICE_FEATURES_BYTES it moves to the GPU once, so batches
+    are gathered there."""
+    features = tensor_view(table, OUTPUT)  # (N, embed_dim) float16
+    if device.type == "cuda" and features.nbytes <= DEVICE_FEATURES_BYTES:
+        features = features.to(device)
+    return features
+
+
+def parts_for_tests(table: FeatureTable, index: DatasetIndex) -> dict[str, LabelledRows]:
+    return {subset: LabelledRows(table, samples) for subset, samples in select_test_samples(index).items()}
+
+
+@torch.no_grad()
+def probe_metrics(model: nn.Module, features: torch.Tensor, part: LabelledRows, device: torch.device) -> dict:
+    """ACC/AP/loss of the probe on one part's rows of `features`, P(fake) being the sigmoid of the logit
+    (validate.py): the one scoring code of the trainer's reports and of `evaluate`, so both agree."""
+    model.eval()
+    rows = torch.from_numpy(part.rows)
+    scores = torch.cat([torch.sigmoid(model(features[chunk.to(features.device)].to(device).float())).squeeze(1).cpu()
+                        for chunk in rows.split(EVAL_BATCH)]).numpy()
+    return binary_metrics(scores, part.labels.numpy())
+
+
+def report_on(model: nn.Module, device, index: DatasetIndex, tests: dict, test_features: torch.Tensor,
+              val: LabelledRows | None = None, val_features: torch.Tensor | None = None) -> dict:
+    """`test/<subset>/...` and `test/mean/...` (the mean over the paper's test sets), and `val/...` with `val`."""
+    def metrics(part: LabelledRows) -> dict:
+        return probe_metrics(model, val_features if part is val else test_features, part, device)
+
+    return held_out_summary(metrics, tests, val, TEST_SETS.averaged(index.layout, tests))
 
 
 class UnivFDTrainer(OneModelCheckpoints):
@@ -90,15 +143,14 @@ class UnivFDTrainer(OneModelCheckpoints):
         config.require_resolved()
         self.config = config
         self.device = torch.device(device)
+        self.index = index
         table: FeatureTable = shared["features"][view_name(config)]
-        self.features = tensor_view(table, OUTPUT)  # (N, embed_dim) float16
-        if self.device.type == "cuda" and self.features.nbytes <= DEVICE_FEATURES_BYTES:
-            self.features = self.features.to(self.device)
+        tests: FeatureTable = shared["features"][view_name_for_tests(config)]
+        self.features, self.test_features = on_device(table, self.device), on_device(tests, self.device)
         self.train = LabelledRows(table, select_training_samples(index, config))
         validation = select_validation_samples(index, config)
         self.val = LabelledRows(table, validation) if validation else None
-        self.tests = {subset: LabelledRows(table, samples) for subset, samples in select_test_samples(index).items()}
-        self.averaged = TEST_SETS.averaged(index.layout, self.tests)
+        self.tests = parts_for_tests(tests, index)
         # the training rows and labels as tensors, so a batch is two gathers (no per-sample Python)
         self.train_rows = torch.from_numpy(self.train.rows).to(self.features.device)
         self.train_labels = self.train.labels.to(self.features.device)
@@ -136,20 +188,9 @@ class UnivFDTrainer(OneModelCheckpoints):
                                      f"(now {self.config.lr}) or check the cached features")
         return mean
 
-    @torch.no_grad()
-    def scores(self, part: LabelledRows) -> np.ndarray:
-        """P(fake) of the probe for the rows of one part (sigmoid of the logit, as validate.py)."""
-        self.model.eval()
-        rows = torch.from_numpy(part.rows)
-        return torch.cat([torch.sigmoid(self.model(self._x(chunk))).squeeze(1).cpu()
-                          for chunk in rows.split(EVAL_BATCH)]).numpy()
-
-    def metrics(self, part: LabelledRows) -> dict:
-        return binary_metrics(self.scores(part), part.labels.numpy())
-
     def evaluate(self) -> dict:
         """ACC@0.5 / AP per test set (`test/<subset>/...`, `test/mean/...`), and on val where present."""
-        return held_out_summary(self.metrics, self.tests, self.val, self.averaged)
+        return report_on(self.model, self.device, self.index, self.tests, self.test_features, self.val, self.features)
 
     def run(self) -> Iterator[dict]:
         parts = [self.train, *self.tests.values(), *([self.val] if self.val is not None else [])]
@@ -183,3 +224,19 @@ def check_data(config: UnivFDConfig, index: DatasetIndex) -> None:
                         f"{config.classes} under {index.root}/{index.train_split} have no {missing_label}/ images; "
                         f"add them or choose classes whose folders hold both")
     select_test_samples(index)
+
+
+def evaluate(config: UnivFDConfig, state: Mapping, index: DatasetIndex, context: PrepareContext) -> dict:
+    """A saved probe (`state["model"]`: weight [1, embed_dim], bias [1]) on the test view set alone,
+    loaded strictly: a missing or misshapen key is a ConfigError naming it and the shape expected."""
+    table = SharedFeatures(lambda configs, index: {"tests": request_for_tests(configs[0], index)})(
+        index, [config], context)["features"]["tests"]
+    device = torch.device(context.device)
+    features = on_device(table, device)
+    width = features.shape[1]
+    model = nn.Linear(width, 1)
+    weights = state.get("model", {})
+    check_shapes(weights, {k: v.shape for k, v in model.state_dict().items()}, "the checkpoint",
+                 f"a UnivFD probe on the {width}-d embedding of {config.backbone}")
+    model.load_state_dict(weights, strict=True)
+    return report_on(model.to(device), device, index, parts_for_tests(table, index), features)
