@@ -43,7 +43,7 @@ def _cell(v) -> str:
     return "—" if np.isnan(v) else f"{100 * v:.1f}"
 
 
-def matrix_table(trials, metric: str, figure: int):
+def matrix_table(trials, metric: str, figure):
     rows, tests, values = matrix(trials, metric)
     body = [[train, *map(_cell, line), f"{100 * np.nanmean(line):.1f}"] for train, line in zip(rows, values)]
     return render([["train \\ test", *tests, "Avg."]] + body,
@@ -73,14 +73,10 @@ def fig6_table(trials):
                         "five epochs") if rows else None
 
 
-def table(trials):
-    return [matrix_table(trials, "acc", 4), table1(trials), matrix_table(trials, "ap", 5), fig6_table(trials)]
-
-
-def figures(trials, out_dir, synthetic):
-    """Fig. 4 (ACC) and Fig. 5 (AP) matrices of the final checkpoint; Fig. 6, the final five epochs' bars."""
+def matrix_figures(trials, out_dir, synthetic, numbers: dict):
+    """The train × test matrix of each {metric: the paper's figure number} as a heat-map PNG."""
     prefix = SYNTHETIC if synthetic else ""
-    for number, metric in ((4, "acc"), (5, "ap")):
+    for metric, number in numbers.items():
         rows, tests, values = matrix(trials, metric)
         if not rows or np.isnan(values).all():
             continue
@@ -88,6 +84,16 @@ def figures(trials, out_dir, synthetic):
         figure = heatmap(values, rows, tests, title=title, row_name="train subset", col_name="test subset",
                          score_label=f"{metric.upper()} (%), {FINAL}", chance=0.5)
         save(figure, os.path.join(out_dir, f"fig{number}_{metric}_matrix.png"))
+
+
+def table(trials):
+    return [matrix_table(trials, "acc", 4), table1(trials), matrix_table(trials, "ap", 5), fig6_table(trials)]
+
+
+def figures(trials, out_dir, synthetic):
+    """Fig. 4 (ACC) and Fig. 5 (AP) matrices of the final checkpoint; Fig. 6, the final five epochs' bars."""
+    matrix_figures(trials, out_dir, synthetic, {"acc": 4, "ap": 5})
+    prefix = SYNTHETIC if synthetic else ""
     cases = [(s, here) for s in SUBSET_IDS if (here := finished(where(trials, train_subset=s)))]
     if not cases:
         return
