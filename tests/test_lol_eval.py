@@ -1,4 +1,7 @@
 """LoL's evaluation-only path (MethodSpec.evaluate) and its perturbations (Table A4), on real files."""
+import runpy
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -9,6 +12,7 @@ from aigid.errors import ConfigError
 from aigid.methods.lol import OFFLINE_OVERRIDES, LoLConfig, LoLTrainer, select_training_samples
 from aigid.methods.lol.spec import LOL
 from aigid.methods.spec import PrepareContext
+from trainables.sweep import expand, pick
 
 FLAT = {**OFFLINE_OVERRIDES, "epochs": 1, "train_volume": 8, "test_limit": 4,
         "test_subsets": ("sdv14", "midjourney")}
@@ -63,3 +67,17 @@ def test_training_images_are_perturbed_per_path_by_train_perturb(small_genimage)
 def test_a_bad_train_perturb_is_a_config_error_listing_the_valid_ones():
     with pytest.raises(ConfigError, match="^perturbation 'smudge=3': unknown step.*valid: jpeg="):
         LoLConfig.from_flat({"train_perturb": "smudge=3"})
+
+
+def test_robustness_and_fig_a7_plans_perturb_training_and_test_images_alike():
+    """Table A4: each trial trains and tests under one of the four perturbations; Fig. A7 under all four in sequence."""
+    sweeps = Path(__file__).parent.parent / "sweeps"
+    loaded = {name: runpy.run_path(str(sweeps / f"{name}.py"))["SWEEP"] for name in ("lol_robustness", "lol_fig_a7")}
+    points = {name: expand(sweep, False, {k: pick(v, False) for k, v in sweep.fixed.items()}, 1)
+              for name, sweep in loaded.items()}
+    specs = [perturb.LOL_TABLE_A4[name].spec() for name in ("noise", "blur", "compress", "crop")]
+    assert [(p["train_perturb"], p["test_perturb"]) for p in points["lol_robustness"]] == [(s, s) for s in specs for _ in range(5)]
+    assert [p["train_volume"] for p in points["lol_robustness"]] == [1600, 3200, 6400, 12800, 25600] * 4
+    combined = perturb.LOL_TABLE_A4["combined"].spec()
+    assert len(points["lol_fig_a7"]) == 8 and all(
+        (p["train_perturb"], p["test_perturb"], p["train_volume"]) == (combined, combined, 3200) for p in points["lol_fig_a7"])
