@@ -148,7 +148,7 @@ def test_cross_scene_maps_genimage_generators_to_diffusionforensics(small_genima
     for column, label in (("real", 0), ("midjourney", 1)):
         samples = t.tests.loaders[("test_lsun_bedroom", column)].dataset.samples
         assert {s.group for s in samples} == {"lsun_bedroom"} and {s.label for s in samples} == {label}
-    assert t.averaged["test_lsun_bedroom"] == ["real", "midjourney"]
+    assert t.tests.averaged["test_lsun_bedroom"] == ["real", "midjourney"]
     check_data(APNConfig.from_flat({"test_root": str(df), "train_subset": "sdv14"}), index)
     shutil.rmtree(df / "test" / "lsun_bedroom" / "sdv1")
     with pytest.raises(DataError, match="no sdv1 generator in scene 'lsun_bedroom'"):
