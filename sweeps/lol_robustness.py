@@ -8,10 +8,10 @@ final five epochs as in Table 2. Volumes are balanced nested subsets, as in swee
 """
 from aigid.data.perturb import LOL_TABLE_A4
 from aigid.methods import LOL
+from aigid.methods.lol import keep_fitting_volumes
 from aigid.report import averaged_note, grid_table, pct, pooled, render
 from trainables.launcher import main
 from trainables.sweep import Grid, Offline, Sweep
-from sweeps.lol_data_volume import keep_fitting_volumes
 
 VOLUMES = [1600, 3200, 6400, 12800, 25600]  # Table A4 rows
 PERTURBATIONS = {name: LOL_TABLE_A4[name].spec() for name in ("noise", "blur", "compress", "crop")}  # its columns

@@ -72,7 +72,8 @@ def test_a_bad_train_perturb_is_a_config_error_listing_the_valid_ones():
 def test_robustness_and_fig_a7_plans_perturb_training_and_test_images_alike():
     """Table A4: each trial trains and tests under one of the four perturbations; Fig. A7 under all four in sequence."""
     sweeps = Path(__file__).parent.parent / "sweeps"
-    loaded = {name: runpy.run_path(str(sweeps / f"{name}.py"))["SWEEP"] for name in ("lol_robustness", "lol_fig_a7")}
+    loaded = {"lol_robustness": runpy.run_path(str(sweeps / "lol_robustness.py"))["SWEEP"],
+              "lol_fig_a7": runpy.run_path(str(sweeps / "lol_cross_generator.py"))["FIG_A7"]}
     points = {name: expand(sweep, False, {k: pick(v, False) for k, v in sweep.fixed.items()}, 1)
               for name, sweep in loaded.items()}
     specs = [perturb.LOL_TABLE_A4[name].spec() for name in ("noise", "blur", "compress", "crop")]

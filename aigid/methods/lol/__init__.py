@@ -13,7 +13,7 @@ spec: what a sweep or `aigid train lol` needs to run it.
 from aigid.methods.lol.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig
 from aigid.methods.lol.evaluation import select_test_samples
 from aigid.methods.lol.model import LoLDetector, random_masks
-from aigid.methods.lol.trainer import LoLTrainer, check_data, select_training_samples
+from aigid.methods.lol.trainer import LoLTrainer, check_data, keep_fitting_volumes, select_training_samples
 
 __all__ = ["OFFLINE_OVERRIDES", "SMOKE_OVERRIDES", "LoLConfig", "LoLDetector", "LoLTrainer", "check_data",
-           "random_masks", "select_test_samples", "select_training_samples"]
+           "keep_fitting_volumes", "random_masks", "select_test_samples", "select_training_samples"]

@@ -9,7 +9,8 @@ from torch import nn
 
 from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex
-from aigid.data.subsets import training_subset
+from aigid.data.subsets import fitting_volumes, training_subset
+from aigid.errors import UserError
 from aigid.data.transforms import train_transform
 from aigid.methods.lol.config import SMALL_IMAGES, LoLConfig
 from aigid.methods.lol.evaluation import TestImages, entry_key, score, select_test_samples
@@ -121,6 +122,18 @@ class LoLTrainer:
 def select_training_samples(index: DatasetIndex, config: LoLConfig):
     """The training subset's images, subsampled (balanced, nested, seeded) to `train_volume`."""
     return training_subset(index, config.train_subset, config.train_volume, config.seed)
+
+
+def keep_fitting_volumes(points, index):
+    """A sweep's `prune` (Table 2, Table A4): drop the points whose volume is larger than the training subset
+    (all of it is what the largest uses)."""
+    config = LoLConfig.from_flat({**points[0], "train_volume": None})
+    volumes = sorted({p["train_volume"] for p in points})
+    kept, dropped = fitting_volumes(volumes, select_training_samples(index, config))
+    if not kept:
+        raise UserError(f"no volume of {volumes} fits the training subset '{config.train_subset}'")
+    note = f"dropped volumes {dropped}: the training subset is smaller" if dropped else ""
+    return [p for p in points if p["train_volume"] in kept], note
 
 
 def check_data(config: LoLConfig, index: DatasetIndex) -> None:
