@@ -112,3 +112,60 @@ def test_test_root_scores_the_other_datasets_sets_instead_and_averages_all_of_th
     assert {k.split("/")[1] for k in last if k.startswith("test/")} == sets | {"mean"}
     mean = sum(last[f"test/{s}/acc"] for s in sets) / len(sets)
     assert last["test/mean/acc"] == pytest.approx(mean)
+
+
+# ------------------------------------------------------------------ the sweeps, through the real launcher, Ray and MLflow
+def sweep(name):
+    import runpy
+    from pathlib import Path
+
+    return runpy.run_path(str(Path(__file__).parent.parent / "sweeps" / f"{name}.py"))["SWEEP"]
+
+
+@pytest.fixture(scope="module")
+def offline_dir(tmp_path_factory):
+    """One working folder for both sweeps: the synthetic GenImage stand-in is generated there once."""
+    return tmp_path_factory.mktemp("offline")
+
+
+def smoke(name, folder, capsys):
+    from trainables.launcher import main
+
+    trials = main(sweep(name), ["--smoke", "--mlflow-uri", f"sqlite:///{folder}/mlflow.db", "--storage",
+                                str(folder / "results"), "--cache-dir", str(folder / "cache")])
+    return trials, capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_table4_degradations_move_a_trained_stand_ins_test_metrics(ray_session, offline_dir, monkeypatch, capsys):
+    from aigid.data.perturb import GENDET_TABLE4
+
+    monkeypatch.chdir(offline_dir)
+    trials, out = smoke("gendet_robustness", offline_dir, capsys)
+    by_perturb = {t.config["test_perturb"]: t for t in trials}
+    assert all(t.finished for t in trials) and set(by_perturb) == {"none", *(p.spec() for p in GENDET_TABLE4.values())}
+    assert "8 view set(s) computed" in out  # the training images once, the test images once per degradation
+    clean = by_perturb.pop("none")
+    assert clean.config["train_subset"] == "sdv14"
+    assert {k.split("/")[1] for k in clean.epochs[-1] if k.startswith("test/")} == {"sdv14", "mean"}
+    for spec, trial in by_perturb.items():  # every degradation reaches the scores
+        assert abs(trial.last("test/sdv14/loss") - clean.last("test/sdv14/loss")) > 1e-4, spec
+    moved = [s for s, t in by_perturb.items() if (t.last("test/sdv14/acc"), t.last("test/sdv14/ap"))
+             != (clean.last("test/sdv14/acc"), clean.last("test/sdv14/ap"))]
+    assert "downscale=64" in moved or "jpeg=30" in moved, moved
+    assert "GenDet Table 4" in out and "JPEG (q=30)" in out and "87.6" in out  # ours, with the paper's beside it
+
+
+@pytest.mark.slow
+def test_tables6_7_train_on_sd14_and_score_the_other_dataset_only(ray_session, offline_dir, monkeypatch, capsys):
+    from trainables.launcher import main
+
+    monkeypatch.chdir(offline_dir)
+    (trial,), out = smoke("gendet_cross_dataset", offline_dir, capsys)
+    assert trial.finished and trial.config["train_subset"] == "sdv14"
+    reported = {k.split("/")[1] for k in trial.epochs[-1] if k.startswith("test/")}
+    assert reported == {"progan", "stylegan", "crn", "deepfake", "mean"}  # the stand-in UFD's sets, no GenImage set
+    assert "GenDet Table 6" in out and "GenDet Table 7" in out and "cogview2" in out and "85.8" in out and "98.3" in out
+    with pytest.raises(SystemExit) as exit_info:
+        main(sweep("gendet_cross_dataset"), ["--data", str(offline_dir / "aigid_data" / "synthetic-genimage"), "--dry-run"])
+    assert exit_info.value.code == 2 and "gendet_cross_dataset with --data needs --test-data" in capsys.readouterr().err
