@@ -17,7 +17,7 @@ from aigid.methods.gendet import GenDetConfig, check_data, feature_requests
 from aigid.methods.gendet.evaluate import detector_of
 from aigid.methods.gendet.trainer import eval_view_name, train_view_name
 from aigid.methods.spec import PrepareContext
-from test_gendet import make_data
+from test_gendet import make_data, trainer
 
 PERTURB = "jpeg=30"  # GenDet Table 4's strongest JPEG
 
@@ -75,6 +75,11 @@ def test_the_detector_scored_is_the_one_the_trainers_last_report_used():
         detector_of(config, {"epoch": 0})
 
 
+def test_the_trainer_evaluates_the_detector_its_variant_ends_with_by_default():
+    assert trainer({"variant": "teacher"}).evaluate() == trainer({"variant": "teacher"}).evaluate("teacher")
+    assert trainer().evaluate() == trainer().evaluate("gendet") != trainer().evaluate("teacher")
+
+
 def test_a_perturbation_grid_keeps_one_clean_training_view_set_and_one_test_view_set_per_perturbation():
     index, _ = make_data()
     base = GenDetConfig(backbone="aigid-tiny-vit", pretrained=None)
@@ -89,6 +94,8 @@ def test_a_perturbation_grid_keeps_one_clean_training_view_set_and_one_test_view
         assert all("/test/" in p for p in test.paths)
     described = [requests[eval_view_name(c)].describe() for c in configs]
     assert "perturb" not in described[0] and described[1]["perturb"] != described[2]["perturb"]  # cached apart
+    clean_elsewhere = replace(configs[0], perturb_seed=7)
+    assert eval_view_name(clean_elsewhere) == eval_view_name(configs[0])  # clean images: one view set, any seed
 
 
 def test_a_synthetic_test_dataset_pairs_only_with_the_synthetic_stand_in():

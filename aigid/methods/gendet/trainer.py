@@ -43,7 +43,6 @@ EVAL_BATCH = 1024
 # A feature table up to this size moves to the trial's GPU once (the embeddings of UFD's 720K
 # ProGAN images are 1.1 GB); a larger one (patch tokens) stays in host memory.
 DEVICE_FEATURES_BYTES = 2 << 30
-DETECTORS = ("teacher", "gendet")  # the teacher's own head (Tables 1-2's "Teacher" row); N_c, eq. 5
 
 
 def train_view_name(config: GenDetConfig) -> tuple:
@@ -52,9 +51,9 @@ def train_view_name(config: GenDetConfig) -> tuple:
 
 
 def eval_view_name(config: GenDetConfig) -> tuple:
-    """The test images' view set: one per test dataset, perturbation and perturbation seed."""
-    return ("gendet", "test", config.backbone, config.pretrained, config.crop, config.test_root, config.test_perturb,
-            config.perturb_seed)
+    """The test images' view set: one per test dataset, perturbation and perturbation seed (clean: any seed)."""
+    seed = config.perturb_seed if config.test_perturb != NONE else 0
+    return ("gendet", "test", config.backbone, config.pretrained, config.crop, config.test_root, config.test_perturb, seed)
 
 
 def select_training_samples(index: DatasetIndex, config: GenDetConfig):
@@ -80,11 +79,12 @@ def select_test_samples(index: DatasetIndex, config: GenDetConfig) -> dict:
     return test_subsets(index, config.test_subsets)
 
 
-def _view_set(name: tuple, group: list, paths: set, root: str, label: str) -> FeatureRequest:
+def _view_set(group: list, paths: set, root: str, label: str, *, perturb: str = NONE) -> FeatureRequest:
+    """Centre crops of `paths` with the union of the group's outputs (embedding and/or patch tokens)."""
     first = group[0]
     return FeatureRequest(first.backbone, first.pretrained, tuple({c.output for c in group}), tuple(paths),
                           FixedView(test_transform(first.crop, small=SMALL_IMAGES)), label=label, root=root,
-                          perturb=first.test_perturb if name[1] == "test" else NONE, perturb_seed=first.perturb_seed)
+                          perturb=perturb, perturb_seed=first.perturb_seed)
 
 
 def _grouped(configs, name_of) -> dict[tuple, list]:
@@ -101,15 +101,16 @@ def eval_feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRe
     for name, group in _grouped(configs, eval_view_name).items():
         test_index = open_test_index(group[0], index)
         paths = {s.path for c in group for samples in select_test_samples(test_index, c).values() for s in samples}
-        requests[name] = _view_set(name, group, paths, str(test_index.root),
-                                   f"{group[0].backbone} centre crop, test, {group[0].test_perturb}")
+        perturb = group[0].test_perturb
+        requests[name] = _view_set(group, paths, str(test_index.root), f"{group[0].backbone} centre crop, test, {perturb}",
+                                   perturb=perturb)
     return requests
 
 
 def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
     """The view sets a grid reads: one clean view set of the training images per (backbone, weights, crop), and
     the test view sets (`eval_feature_requests`): a robustness grid computes its training features once."""
-    requests = {name: _view_set(name, group, {s.path for c in group for s in select_training_samples(index, c)},
+    requests = {name: _view_set(group, {s.path for c in group for s in select_training_samples(index, c)},
                                 str(index.root), f"{group[0].backbone} centre crop, train")
                 for name, group in _grouped(configs, train_view_name).items()}
     return {**requests, **eval_feature_requests(configs, index)}
@@ -293,9 +294,10 @@ class GenDetTrainer:
         return self._epoch(self.train.rows, "classifier", (m.classifier,), loss)
 
     # ------------------------------------------------------------------ evaluation
-    def evaluate(self, detector: str) -> dict:
-        """The test metrics of `detector` (DETECTORS) as the model stands."""
-        return self.tests.metrics(self.model, detector)
+    def evaluate(self, detector: str | None = None) -> dict:
+        """The test metrics of `detector` ("teacher" or "gendet", `EvalFeatures.scores`) as the model stands; by
+        default the detector the variant ends with (the teacher's head for "teacher", else N_c)."""
+        return self.tests.metrics(self.model, detector or detector_after(self.schedule[-1]))
 
     def _report(self, stage: str) -> dict:
         if detector_after(stage) == "gendet":
