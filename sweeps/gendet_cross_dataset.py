@@ -33,7 +33,8 @@ def table(trials):
     columns = [*SETS, *(s for s in found if s not in SETS)]  # the paper's sets, then any other the data holds
     tables = []
     for metric, paper in PAPER.items():
-        ours = ["GenDet (ours)", *(final(trials, f"test/{s}/{metric}") for s in columns), final(trials, f"test/mean/{metric}")]
+        ours = ["GenDet (ours)", *(final(trials, f"test/{s}/{metric}") for s in columns),
+                final(trials, f"test/mean/{metric}")]
         rows = [[name, *(str(values[SETS.index(s)]) if s in SETS else "—" for s in columns), str(values[-1])]
                 for name, values in paper.items()]
         tables.append(render([["Method", *columns, "Avg (%)"], ours, *rows],

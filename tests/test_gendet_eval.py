@@ -121,7 +121,7 @@ def test_test_root_scores_the_other_datasets_sets_instead_and_averages_all_of_th
     assert last["test/mean/acc"] == pytest.approx(mean)
 
 
-# ------------------------------------------------------------------ the sweeps, through the real launcher, Ray and MLflow
+# ------------------------------------------------------------------ the sweeps: real launcher, Ray, MLflow
 def sweep(name):
     import runpy
     from pathlib import Path
@@ -174,5 +174,5 @@ def test_tables6_7_train_on_sd14_and_score_the_other_dataset_only(ray_session, o
     assert reported == {"progan", "stylegan", "crn", "deepfake", "mean"}  # the stand-in UFD's sets, no GenImage set
     assert "GenDet Table 6" in out and "GenDet Table 7" in out and "cogview2" in out and "85.8" in out and "98.3" in out
     with pytest.raises(SystemExit) as exit_info:
-        main(sweep("gendet_cross_dataset"), ["--data", str(offline_dir / "aigid_data" / "synthetic-genimage"), "--dry-run"])
+        main(sweep("gendet_cross_dataset"), ["--data", str(offline_dir / "aigid_data" / "synthetic-genimage")])
     assert exit_info.value.code == 2 and "gendet_cross_dataset with --data needs --test-data" in capsys.readouterr().err

@@ -53,7 +53,8 @@ def train_view_name(config: GenDetConfig) -> tuple:
 def eval_view_name(config: GenDetConfig) -> tuple:
     """The test images' view set: one per test dataset, perturbation and perturbation seed (clean: any seed)."""
     seed = config.perturb_seed if config.test_perturb != NONE else 0
-    return ("gendet", "test", config.backbone, config.pretrained, config.crop, config.test_root, config.test_perturb, seed)
+    return ("gendet", "test", config.backbone, config.pretrained, config.crop, config.test_root, config.test_perturb,
+            seed)
 
 
 def select_training_samples(index: DatasetIndex, config: GenDetConfig):
@@ -102,8 +103,8 @@ def eval_feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRe
         test_index = open_test_index(group[0], index)
         paths = {s.path for c in group for samples in select_test_samples(test_index, c).values() for s in samples}
         perturb = group[0].test_perturb
-        requests[name] = _view_set(group, paths, str(test_index.root), f"{group[0].backbone} centre crop, test, {perturb}",
-                                   perturb=perturb)
+        requests[name] = _view_set(group, paths, str(test_index.root),
+                                   f"{group[0].backbone} centre crop, test, {perturb}", perturb=perturb)
     return requests
 
 
