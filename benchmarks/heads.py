@@ -124,7 +124,7 @@ def main():
     for i, config in enumerate(configs, 1):
         w, trainer = whole_trial(config, index, tables, device)
         rows = resident_rows(trainer.views[0], config.output, trainer.train.rows, device)  # loaded by the trial
-        b = bare(config, rows.float(), trainer.train_labels, trainer.held_out_tokens.float())
+        b = bare(config, rows.float(), trainer.train_labels, trainer.held_out.test_tokens[0].float())
         whole_s, bare_s = whole_s + w, bare_s + b
         print(f"trial {i} (xi {config.xi}): whole {w:.2f} s, bare arithmetic {b:.2f} s", flush=True)
     print(f"whole trials (store -> rows on the device -> steps -> scores -> metrics): "
