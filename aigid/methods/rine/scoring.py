@@ -17,8 +17,8 @@ from aigid.errors import ConfigError
 from aigid.features import LabelledRows, SharedFeatures
 from aigid.methods.rine.config import TEST_SETS, RINEConfig
 from aigid.methods.rine.model import RINEHead
-from aigid.methods.rine.views import (select_test_samples, select_validation_samples, test_index, test_requests,
-                                      test_view_names, val_view_name)
+from aigid.methods.rine.views import (select_test_samples, select_validation_samples, scored_index, scored_requests,
+                                      scored_view_names, val_view_name)
 from aigid.metrics import binary_metrics, held_out_summary
 from aigid.resident import resident_rows
 
@@ -57,8 +57,8 @@ class HeldOut:
 
     def __init__(self, config: RINEConfig, index: DatasetIndex, features: Mapping, device, *, with_val: bool):
         self.config = config
-        tested = test_index(config, index)
-        views = [features[name] for name in test_view_names(config)]
+        tested = scored_index(config, index)
+        views = [features[name] for name in scored_view_names(config)]
         self.tests = {subset: LabelledRows(views[0], samples) for subset, samples in select_test_samples(tested).items()}
         self.averaged = TEST_SETS.averaged(tested.layout, self.tests)
         rows = np.concatenate([part.rows for part in self.tests.values()])
@@ -90,15 +90,15 @@ class HeldOut:
                                 self.tests, self.val, self.averaged)
 
 
-def _test_requests(configs, index: DatasetIndex) -> dict:
-    return {name: request for c in configs for name, request in test_requests(c, index, (c.output,)).items()}
+def _scored_requests(configs, index: DatasetIndex) -> dict:
+    return {name: request for c in configs for name, request in scored_requests(c, index, (c.output,)).items()}
 
 
 def evaluate(config: RINEConfig, state: Mapping, index: DatasetIndex, context) -> dict:
     """MethodSpec.evaluate: the head of `state` (a trainer's, or `released`'s) loaded whole and scored on
     the test view sets alone (read from the feature store, or computed once into it); no training or
     val image is read. The `test/...` metrics the trainer reports for the same config and data."""
-    features = SharedFeatures(_test_requests)(index, [config], context)["features"]
+    features = SharedFeatures(_scored_requests)(index, [config], context)["features"]
     held_out = HeldOut(config, index, features, context.device, with_val=False)
     model = build_head(config, *held_out.shape).to(context.device)
     load_whole(model, state["model"], "the checkpoint")

@@ -19,7 +19,7 @@ from aigid.methods.rine.config import CLASS_SETTINGS, RINEConfig
 from aigid.methods.rine.model import rine_loss
 from aigid.methods.rine.scoring import HeldOut, build_head, head_input
 from aigid.methods.rine.views import (VAL_SPLIT, select_test_samples, select_training_samples,
-                                      select_validation_samples, test_index, train_view_name)
+                                      select_validation_samples, scored_index, train_view_name)
 from aigid.methods.spec import OneModelCheckpoints
 from aigid.resident import resident_rows
 
@@ -100,4 +100,4 @@ def check_data(config: RINEConfig, index: DatasetIndex) -> None:
         raise DataError(f"select_on='val' needs {VAL_SPLIT}/<class>/ images of {list(config.class_names)} under "
                         f"{index.root}; add them or drop --set select_on=val (the paper selects on the test sets)")
     select_training_samples(index, config)
-    select_test_samples(test_index(config, index))
+    select_test_samples(scored_index(config, index))

@@ -41,7 +41,7 @@ class TenCropPart:
         return f"TenCropPart(crop={self.crop}, k={self.k})"
 
 
-def test_view(config: RINEConfig, k: int):
+def scored_view(config: RINEConfig, k: int):
     """Test crop `k`: the centre crop (§4.2) when one crop is scored, else TenCrop's k-th (§5.8)."""
     if config.test_crops == 1:
         return test_transform(config.crop, small=SMALL_IMAGES)
@@ -63,7 +63,7 @@ def _perturb_seed(config: RINEConfig) -> int:
     return config.perturb_seed if config.test_perturb != perturb.NONE else 0
 
 
-def test_view_names(config: RINEConfig) -> list[tuple]:
+def scored_view_names(config: RINEConfig) -> list[tuple]:
     """One per crop scored."""
     return [("test", config.backbone, config.pretrained, config.crop, config.test_root, config.test_crops,
              config.test_perturb, _perturb_seed(config), k) for k in range(config.test_crops)]
@@ -84,7 +84,7 @@ def select_validation_samples(index: DatasetIndex, config: RINEConfig):
     return index.select(VAL_SPLIT, groups=config.class_names)
 
 
-def test_index(config: RINEConfig, index: DatasetIndex) -> DatasetIndex:
+def scored_index(config: RINEConfig, index: DatasetIndex) -> DatasetIndex:
     """The dataset scored: `index`, or the one at `test_root` ("synthetic": a stand-in written beside a
     synthetic `index`, another seed of the UFD stand-in, as APN's cross-scene test does)."""
     if config.test_root is None:
@@ -103,15 +103,15 @@ def select_test_samples(index: DatasetIndex) -> dict:
     return {subset: index.select(index.test_split, subsets=[subset]) for subset in index.subsets(index.test_split)}
 
 
-def test_requests(config: RINEConfig, index: DatasetIndex, outputs) -> dict[tuple, FeatureRequest]:
+def scored_requests(config: RINEConfig, index: DatasetIndex, outputs) -> dict[tuple, FeatureRequest]:
     """The view sets of the test images as `config` scores them, perturbed per image before the crop."""
-    tested = test_index(config, index)
+    tested = scored_index(config, index)
     paths = tuple(s.path for samples in select_test_samples(tested).values() for s in samples)
     return {name: FeatureRequest(config.backbone, config.pretrained, tuple(outputs), paths,
-                                 FixedView(test_view(config, k)), perturb=config.test_perturb,
+                                 FixedView(scored_view(config, k)), perturb=config.test_perturb,
                                  perturb_seed=_perturb_seed(config), root=str(tested.root),
                                  label=f"{config.backbone} test crop {k + 1}/{config.test_crops} ({config.test_perturb})")
-            for k, name in enumerate(test_view_names(config))}
+            for k, name in enumerate(scored_view_names(config))}
 
 
 def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
@@ -136,5 +136,5 @@ def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest
                 backbone, pretrained, outputs, tuple(val), FixedView(test_transform(crop, small=SMALL_IMAGES)),
                 label=f"{backbone} val centre crop")
         for config in group:
-            requests.update(test_requests(config, index, outputs))
+            requests.update(scored_requests(config, index, outputs))
     return requests
