@@ -60,7 +60,7 @@ class RINEConfig(FlatConfig):
     crop: int = 224  # §4.2: random crop 224 (train), centre crop 224 (test), no resizing
     blur_prob: float = 0.5  # §4.2 (CNNDetection recipe): Gaussian blur, σ ~ U[0, 3], on half the training views
     jpeg_prob: float = 0.5  # §4.2 (CNNDetection recipe): JPEG at quality 30 or 100 on half the training views
-    test_root: str | None = None  # Table 6 (§5.8): a dataset root scored instead of the training root's test sets; "synthetic": a stand-in
+    test_root: str | None = None  # Table 6 (§5.8): a dataset scored instead of the training root's tests ("synthetic": stand-in)
     test_crops: int = 1  # 1: the centre crop (§4.2); 10: ten-crop, P(fake) averaged over the crops (Table 6, §5.8)
     select_on: str = "test"  # §4.4 and the authors' best_configs(): best config by test ACC + AP; "val": held-out val
     seed: int = 0  # head init, batch order, dropout, and the augmentation of the cached training views
@@ -75,7 +75,8 @@ class RINEConfig(FlatConfig):
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if self.test_crops not in TEST_CROPS:
-            raise ValueError(f"test_crops must be one of {TEST_CROPS} (the centre crop, or ten-crop as §5.8), got {self.test_crops!r}")
+            raise ValueError(f"test_crops must be one of {TEST_CROPS} (the centre crop, or ten-crop as §5.8), "
+                             f"got {self.test_crops!r}")
         if not self.xi >= 0:
             raise ValueError(f"xi must be >= 0 (the SupCon factor of eq. 5), got {self.xi!r}")
         for name in ("lr", "temperature"):
