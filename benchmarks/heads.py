@@ -38,7 +38,8 @@ from aigid import features  # noqa: E402
 from aigid.data.layouts import scan  # noqa: E402
 from aigid.methods.rine.config import TEST_SETS  # noqa: E402
 from aigid.methods.rine.model import RINEHead, rine_loss  # noqa: E402
-from aigid.methods.rine.trainer import EVAL_BATCH, RINETrainer, feature_requests  # noqa: E402
+from aigid.methods.rine import RINETrainer, feature_requests  # noqa: E402
+from aigid.methods.rine.scoring import EVAL_BATCH  # noqa: E402
 from aigid.resident import resident_rows  # noqa: E402
 
 XIS = (0.1, 0.2, 0.4, 0.8)  # Table 1's ξ grid; q = 2, d' = 1024 are RINEConfig's defaults (Table 1, 4-class)
