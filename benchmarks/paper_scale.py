@@ -130,7 +130,7 @@ def child_extract(args) -> dict:
 
     from aigid import features
     from aigid.data.layouts import scan
-    from aigid.methods.rine.trainer import feature_requests
+    from aigid.methods.rine import feature_requests
 
     memory = PeakMemory()
     torch.set_num_threads(args.threads)
@@ -156,7 +156,7 @@ def child_trial(args) -> dict:
 
     from aigid import features
     from aigid.data.layouts import scan
-    from aigid.methods.rine.trainer import RINETrainer, feature_requests
+    from aigid.methods.rine import RINETrainer, feature_requests
 
     memory = PeakMemory()
     torch.set_num_threads(args.threads)
