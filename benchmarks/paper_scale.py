@@ -16,6 +16,7 @@
    Prints `engine overhead: <ratio>x` last.
 
     python benchmarks/paper_scale.py [--sizes 20000 80000] [--workers 1] [--device cpu|cuda]
+    python benchmarks/paper_scale.py --project   # 5. each paper's largest grid, from the recorded H200 rates
 """
 from __future__ import annotations
 
@@ -37,6 +38,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 PAPER_IMAGES = 144_000  # §4.1: 4 ProGAN classes x 36K images
 GRID_TRIALS = 48  # Table 1's q x d' x xi grid of one setting
 CLASSES = ("car", "cat", "chair", "horse")
@@ -246,6 +248,8 @@ def main():
                         help="dataset and stores (the dataset is kept for the next run)")
     parser.add_argument("--trial-images", type=int, default=4000, help="rows the one measured trial trains on")
     parser.add_argument("--skip-grid", action="store_true", help="no engine-overhead measurement")
+    parser.add_argument("--project", action="store_true",
+                        help="only project each paper's largest grid from the recorded H200 rates (projection.py)")
     parser.add_argument("--child", choices=("extract", "trial"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
@@ -255,6 +259,11 @@ def main():
         print(json.dumps((child_extract if args.child == "extract" else child_trial)(args)))
         return
 
+    if args.project:
+        from projection import project
+
+        print("\n".join(project()))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
     largest = max(args.sizes)
     start = time.perf_counter()
