@@ -27,8 +27,7 @@ def pass_cpus() -> int:
     return max(1, min(MAX_PREPARE_CPUS, int(largest)))
 
 
-def _prepare_here(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int,
-                  log) -> dict:
+def _prepare_here(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int, log) -> dict:
     ensure_here(index)
     torch.set_num_threads(cpus)
     device = "cuda" if torch.cuda.is_available() else "cpu"
