@@ -67,6 +67,12 @@ def whole_trial(config, index, tables: dict, device: torch.device) -> tuple[floa
     return clock(device) - start, trainer
 
 
+def as_float(tokens) -> torch.Tensor:
+    """Rows as one float32 tensor: a CPU set over AIGID_RESIDENT_CPU_GIB is `MappedRows` (read per batch by
+    the trial), read whole here for the bare side only."""
+    return tokens.float() if isinstance(tokens, torch.Tensor) else torch.cat(list(tokens.split(EVAL_BATCH))).float()
+
+
 def bare(config, tokens: torch.Tensor, labels: torch.Tensor, held_out: torch.Tensor | None) -> float:
     """The arithmetic of a trial on float32 rows already on the device: contiguous batches through
     forward/backward/Adam, then the scoring passes over `held_out`; seconds."""
@@ -125,7 +131,7 @@ def main():
     for i, config in enumerate(configs, 1):
         w, trainer = whole_trial(config, index, tables, device)
         rows = resident_rows(trainer.views[0], config.output, trainer.train.rows, device)  # loaded by the trial
-        b = bare(config, rows.float(), trainer.train_labels, trainer.held_out.test_tokens[0].float())
+        b = bare(config, as_float(rows), trainer.train_labels, as_float(trainer.held_out.test_tokens[0]))
         whole_s, bare_s = whole_s + w, bare_s + b
         print(f"trial {i} (xi {config.xi}): whole {w:.2f} s, bare arithmetic {b:.2f} s", flush=True)
     print(f"whole trials (store -> rows on the device -> steps -> scores -> metrics): "
