@@ -14,7 +14,7 @@ import os
 import textwrap
 import warnings
 from dataclasses import fields
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -492,13 +492,15 @@ def robustness(
     title: str,
     *,
     perturbations: Sequence[str] | None = None,
+    names: Mapping[str, str] | None = None,
     synthetic: bool = False,
 ) -> str | None:
     """Mean ACC and AP over the test sets against the test perturbation (the trials' `test_perturb`, in the
     order given, else as the trials list them), one line per value of `series` (a detector, a setting),
     mean ± std over seeds. When every perturbation is one step of one kind at fixed values the x axis is
     that strength (e.g. JPEG quality, in the order given) and the clean result a dotted line; else the specs
-    label the points. None when fewer than two perturbations have a finished trial."""
+    label the points (`names`: a table's short name for a spec, e.g. RINE Table 5's "blur"). None when fewer
+    than two perturbations have a finished trial."""
     order = list(dict.fromkeys(perturbations or [t.config.get("test_perturb") for t in trials]))
     scale = strengths(order)
     pairs, skipped = _scored(trials, lambda t: t.last("test/mean/acc"))
@@ -525,7 +527,7 @@ def robustness(
             if values[0] > values[-1]:  # the order given runs from weak to strong as a descending value (JPEG)
                 ax.invert_xaxis()
         else:
-            ax.set_xticks(range(len(order)), order, rotation=30, ha="right")
+            ax.set_xticks(range(len(order)), [(names or {}).get(s, s) for s in order], rotation=30, ha="right")
             ax.set_xlabel("test perturbation")
         ax.minorticks_off()
         if key.endswith("acc"):

@@ -10,11 +10,13 @@ pass runs once, the test images' once per degradation. With --data pass a GenIma
 the synthetic GenImage stand-in. GenDet's centre crop zero-pads an image smaller than 224 px
 (`SMALL_IMAGES`), so the LR columns see a downscaled image on a black border, not an upscaled one.
 """
+import os
 from dataclasses import replace
 
 import numpy as np
 
 from aigid.data.perturb import GENDET_TABLE4, NONE
+from aigid.figures import robustness
 from aigid.methods import GENDET
 from aigid.report import final, render
 from aigid.trials import finished, where
@@ -52,12 +54,20 @@ def table(trials):
                   "our row above the paper's")
 
 
+def figures(trials, out_dir, synthetic):
+    """Table 4 as a figure: ACC and AP on the clean and each degraded SD v1.4 test set."""
+    robustness(trials, "variant", os.path.join(out_dir, "table4_robustness.png"),
+               f"GenDet Table 4: ACC / AP on degraded {SUBSET} test images", perturbations=[NONE, *DEGRADED],
+               synthetic=synthetic)
+
+
 SWEEP = Sweep(
     name="gendet_robustness",
     method=replace(GENDET, layout="genimage"),  # the stand-in is GenImage: Table 4 trains on SD v1.4
     plan=grid(test_perturb=[NONE, *DEGRADED]),
     fixed={"train_subset": SUBSET, "test_subsets": [SUBSET]},
     table=table,
+    figures=figures,
     doc=__doc__,
 )
 

@@ -6,7 +6,10 @@ LOL_TABLE_A4, each image drawn per path from perturb_seed, the same in every epo
 trained on SD v1.4 (Appendix A), Avg. ACC / Avg. AP over GenImage's test sets, mean ± std over the
 final five epochs as in Table 2. Volumes are balanced nested subsets, as in sweeps/lol_data_volume.py.
 """
+import os
+
 from aigid.data.perturb import LOL_TABLE_A4
+from aigid.figures import robustness
 from aigid.methods import LOL
 from aigid.methods.lol import keep_fitting_volumes
 from aigid.report import averaged_note, grid_table, pct, pooled, render
@@ -38,6 +41,14 @@ def table(trials):
     return [ours, paper]
 
 
+def figures(trials, out_dir, synthetic):
+    """Table A4 as a figure: Avg. ACC and AP under each perturbation (train and test), one line per volume."""
+    robustness(trials, "train_volume", os.path.join(out_dir, "tableA4_robustness.png"),
+               "LoL Table A4: ACC / AP under each perturbation, per training volume",
+               perturbations=list(PERTURBATIONS.values()), names={s: n for n, s in PERTURBATIONS.items()},
+               synthetic=synthetic)
+
+
 SWEEP = Sweep(
     name="lol_robustness",
     method=LOL,
@@ -46,6 +57,7 @@ SWEEP = Sweep(
     fixed={"backbone": Offline("RN50", "aigid-tiny-rn"), "train_subset": "sdv14"},  # Appendix A, §4.2
     prune=keep_fitting_volumes,
     table=table,
+    figures=figures,
     doc=__doc__,
 )
 

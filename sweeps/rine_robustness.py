@@ -12,11 +12,13 @@ per perturbation (the feature cache keys test views by it), the training views o
 18 trials. The authors also resize perturbed images to 256 before the 224 centre crop; here every
 test image is centre-cropped alike, so only the perturbation differs between rows.
 """
+import os
 from dataclasses import replace
 
 import numpy as np
 
 from aigid.data.perturb import NONE, RINE_TABLE5, RINE_TABLE5_AS_RUN
+from aigid.figures import robustness
 from aigid.methods import RINE
 from aigid.metrics import subset_key
 from aigid.report import averaged_note, paper_columns, render
@@ -67,9 +69,16 @@ def table(trials):
             render(per_set, title="RINE Table 5 per test set — ACC / AP (%)")]
 
 
+def figures(trials, out_dir, synthetic):
+    """Table 5 as a figure: mean ACC and AP under each perturbation, one line per class setting."""
+    robustness(trials, "classes", os.path.join(out_dir, "table5_robustness.png"),
+               "RINE Table 5: ACC / AP under each test perturbation (p 0.5), per class setting", names=ROW_OF,
+               synthetic=synthetic)
+
+
 def sweep(name: str, preset) -> Sweep:
     return Sweep(name=name, method=RINE, plan=grid(classes=SETTINGS, test_perturb=perturbations(preset)),
-                 fixed={"paper_config": 1}, table=table, doc=__doc__)
+                 fixed={"paper_config": 1}, table=table, figures=figures, doc=__doc__)
 
 
 AS_RUN = sweep("rine_robustness_as_run", RINE_TABLE5_AS_RUN)
