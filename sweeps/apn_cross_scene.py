@@ -6,8 +6,8 @@ scene (§4.1.3). With --data (GenImage) pass the DF root with `--test-data PATH`
 Offline, DF is the synthetic stand-in written beside the synthetic GenImage one.
 """
 from aigid.methods import APN
-from aigid.methods.apn.config import SYNTHETIC_TEST_ROOT
-from aigid.report import averaged_note, final, rows_table
+from aigid.data.test_root import SYNTHETIC_TEST_ROOT
+from aigid.report import final, rows_table
 from trainables.launcher import main
 from trainables.sweep import Offline, Option, Sweep, grid
 

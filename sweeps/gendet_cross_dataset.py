@@ -12,7 +12,7 @@ GenImage one.
 from dataclasses import replace
 
 from aigid.methods import GENDET
-from aigid.methods.apn.config import SYNTHETIC_TEST_ROOT
+from aigid.data.test_root import SYNTHETIC_TEST_ROOT
 from aigid.report import final, render
 from aigid.trials import test_sets
 from trainables.launcher import main

@@ -15,7 +15,7 @@ The paper's Table 6 numbers are not in the text aigid has (papers/rine.txt omits
 none are printed beside ours. Offline, the test set is a second synthetic UFD stand-in (another seed).
 """
 from aigid.methods import RINE
-from aigid.methods.rine.config import SYNTHETIC_TEST_ROOT
+from aigid.data.test_root import SYNTHETIC_TEST_ROOT
 from aigid.metrics import subset_key
 from aigid.report import averaged_note, final, render
 from aigid.trials import finished, test_sets

@@ -29,7 +29,6 @@ CHOICES = {  # where the paper is silent (aigid.methods.spec.MethodSpec.choices)
     "Table 3 LSUN column": "(ACC on the scene's reals + ACC on the generator's fakes) / 2 ('the average detection "
                            "accuracy for real images and corresponding generator-generated images', §4.3)",
 }
-SYNTHETIC_TEST_ROOT = "synthetic"  # test_root value: the synthetic DF stand-in beside a synthetic training set
 # GenImage generator -> its folder names in DF (§4.1.3 / Table 3: SD v1, ADM, Midjourney).
 DF_NAMES = {"sdv14": ("sdv1",), "sdv15": ("sdv1",), "adm": ("adm",),
             "midjourney": ("midjourney",), "vqdm": ("vqdm",)}

@@ -1,12 +1,11 @@
 """Which images an APN run trains and tests on (§4.1: GenImage, DiffusionForensics, Table 3's cross-scene test)."""
 from __future__ import annotations
 
-from pathlib import Path
 
-from aigid.data.layouts import DatasetIndex, DataError, scan
+from aigid.data.layouts import DatasetIndex, DataError
 from aigid.data.subsets import reals_apart, test_subsets, training_subset
-from aigid.data.synthetic import ensure_synthetic
-from aigid.methods.apn.config import DF_NAMES, SYNTHETIC_TEST_ROOT, APNConfig
+from aigid.data.test_root import open_test_root
+from aigid.methods.apn.config import DF_NAMES, APNConfig
 
 
 def select_training_samples(index: DatasetIndex, config: APNConfig):
@@ -43,15 +42,8 @@ def cross_scene_generator(test_index: DatasetIndex, config: APNConfig) -> str:
 
 def open_test_index(config: APNConfig, index: DatasetIndex) -> DatasetIndex | None:
     """The DF dataset of `test_root`, scanned; "synthetic" writes/reuses the stand-in beside a synthetic `index`."""
-    if config.test_root is None:
-        return None
-    root = config.test_root
-    if root == SYNTHETIC_TEST_ROOT:
-        if not index.synthetic:
-            raise DataError("test_root='synthetic' pairs only with the synthetic training stand-in; "
-                            "pass test_root=<your DiffusionForensics root>")
-        root = ensure_synthetic(Path(index.root).parent / "synthetic-diffusionforensics", layout="diffusionforensics")
-    return scan(root, "diffusionforensics")
+    return open_test_root(config.test_root, index, stand_in="synthetic-diffusionforensics", layout="diffusionforensics",
+                          scan_as="diffusionforensics", what="your DiffusionForensics root")
 
 
 def select_all_tests(index: DatasetIndex, config: APNConfig, test_index: DatasetIndex | None) -> dict[str, tuple]:

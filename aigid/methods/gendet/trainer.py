@@ -19,7 +19,6 @@ own head until the classifier is trained (the "Teacher" row of Tables 1-2), then
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -28,13 +27,11 @@ import torch.nn.functional as F
 
 from aigid.backbones import require_vit
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
-from aigid.data.layouts import scan
 from aigid.data.perturb import NONE
-from aigid.data.synthetic import ensure_synthetic
 from aigid.data.subsets import test_subsets, training_subset
+from aigid.data.test_root import open_test_root
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
-from aigid.methods.apn.config import SYNTHETIC_TEST_ROOT
 from aigid.methods.gendet.config import SMALL_IMAGES, TEST_SETS, GenDetConfig
 from aigid.methods.gendet.model import GenDet, margin_loss, squared_discrepancy
 from aigid.metrics import binary_metrics, per_subset_summary
@@ -65,15 +62,8 @@ def select_training_samples(index: DatasetIndex, config: GenDetConfig):
 def open_test_index(config: GenDetConfig, index: DatasetIndex) -> DatasetIndex:
     """The dataset tested: `index`, or the one at `test_root` (Tables 6-7), scanned; "synthetic" writes/reuses a
     UFD-layout stand-in beside a synthetic `index`."""
-    if config.test_root is None:
-        return index
-    root = config.test_root
-    if root == SYNTHETIC_TEST_ROOT:
-        if not index.synthetic:
-            raise DataError("test_root='synthetic' pairs only with the synthetic training stand-in; "
-                            "pass test_root=<the cross-dataset test images' root>")
-        root = ensure_synthetic(Path(index.root).parent / "synthetic-gendet-cross-dataset", layout="ufd", n_train=1)
-    return scan(root)
+    return open_test_root(config.test_root, index, stand_in="synthetic-gendet-cross-dataset", layout="ufd",
+                          what="the cross-dataset test images' root", n_train=1) or index
 
 
 def select_test_samples(index: DatasetIndex, config: GenDetConfig) -> dict:

@@ -25,7 +25,6 @@ ABLATIONS = (None, "contrastive", "tie", "intermediate")  # Table 4: the full mo
 TAPS = ("ln_2", "block")
 SELECTIONS = ("val", "test")
 TEST_CROPS = (1, 10)
-SYNTHETIC_TEST_ROOT = "synthetic"  # test_root value: a test stand-in beside a synthetic training set
 
 # (xi, q, d') of the three best 1-epoch configurations per class setting, which §5.4 trains
 # longer: Table 1's (the best, §5.5 uses it alone) first, then the other two as named by the

@@ -9,21 +9,19 @@ one the same entry for the trainer and for `evaluate`.
 from __future__ import annotations
 
 from collections import defaultdict
-from pathlib import Path
 
 import torch
 import torchvision.transforms as T
 from torchvision.transforms import functional as F
 
 from aigid.data import perturb
-from aigid.data.index import DataError, DatasetIndex
-from aigid.data.layouts import scan
+from aigid.data.index import DatasetIndex
 from aigid.data.subsets import nested_subsample
-from aigid.data.synthetic import ensure_synthetic
+from aigid.data.test_root import open_test_root
 from aigid.data.transforms import CLIP_MEAN, CLIP_STD, grow_to, test_transform
 from aigid.features import FeatureRequest, FixedView
 from aigid.methods.rine.augment import CNNDetectionAugment
-from aigid.methods.rine.config import SMALL_IMAGES, SYNTHETIC_TEST_ROOT, RINEConfig
+from aigid.methods.rine.config import SMALL_IMAGES, RINEConfig
 
 VAL_SPLIT = "val"
 
@@ -87,15 +85,8 @@ def select_validation_samples(index: DatasetIndex, config: RINEConfig):
 def scored_index(config: RINEConfig, index: DatasetIndex) -> DatasetIndex:
     """The dataset scored: `index`, or the one at `test_root` ("synthetic": a stand-in written beside a
     synthetic `index`, another seed of the UFD stand-in, as APN's cross-scene test does)."""
-    if config.test_root is None:
-        return index
-    root = config.test_root
-    if root == SYNTHETIC_TEST_ROOT:
-        if not index.synthetic:
-            raise DataError("test_root='synthetic' pairs only with the synthetic training stand-in; "
-                            "pass test_root=<your test dataset root>")
-        root = ensure_synthetic(Path(index.root).parent / "synthetic-rine-test", layout="ufd", seed=1, n_train=1)
-    return scan(root)
+    return open_test_root(config.test_root, index, stand_in="synthetic-rine-test", layout="ufd",
+                          what="your test dataset root", seed=1, n_train=1) or index
 
 
 def select_test_samples(index: DatasetIndex) -> dict:
