@@ -126,7 +126,7 @@ def sweep_of(name: str, perturbs: list[str]) -> Sweep:
     """A detector's part of the comparison: its own sweep on the shared split, test_perturb its one axis."""
     method = replace(METHODS[name], layout=LAYOUT)  # the stand-in every detector trains on offline
     return Sweep(name=NAME, method=method, plan=grid(test_perturb=[NONE, *perturbs]), fixed=DETECTORS[name],
-                 table=table, doc=__doc__)
+                 table=lambda trials: table(tagged(trials, name)), doc=__doc__)
 
 
 def tagged(trials: list[Trial], name: str) -> list[Trial]:
