@@ -15,6 +15,7 @@ import torch
 
 from aigid.data.decoded import decode_once
 from aigid.methods.lol.config import SMALL_IMAGES
+from aigid.methods.lol.evaluation import entry_key
 from aigid.data.layouts import scan
 from aigid.data.synthetic import ensure_synthetic
 from aigid.methods.lol import OFFLINE_OVERRIDES, LoLConfig, LoLTrainer, select_test_samples
@@ -45,7 +46,7 @@ def main():
         start = time.perf_counter()
         entry = decode_once(paths, config.crop, cache, small=SMALL_IMAGES, num_workers=args.workers, log=None)
         decode = time.perf_counter() - start
-        shared = timed(LoLTrainer(config, index, {"test_images": {entry.crop: entry}}), args.evaluations)
+        shared = timed(LoLTrainer(config, index, {"test_images": {entry_key(config): entry}}), args.evaluations)
     print(f"decoded once ({decode:.1f} s) + evaluations from the shared crops ({shared:.1f} s): {decode + shared:.1f} s")
     print(f"speedup: {per_trial / (decode + shared):.1f}x")
 

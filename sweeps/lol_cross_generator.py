@@ -7,12 +7,19 @@ Fig. 4 and Table 1 (92.7 % average) come from one checkpoint. Table 1 is the mat
 means, a test set's accuracy averaged over the eight training cases. Fig. 6 is the stability
 view: per training case, Avg. ACC / AP over the test sets, mean ± std over the final five epochs
 ("fluctuating around 90 %", §4.5). Tables print as text; figures are logged on the parent run.
+
+--fig-a7: Fig. A7 (Appendix A.3, "real-world scenarios"), the same matrices with noise, blurring, JPEG
+compression and random cropping "sequentially applied ... on both the training and test sets"
+(aigid.data.perturb LOL_TABLE_A4["combined"]) and 3,200 training images ("only 1 %"); offline, two
+training cases (SD v1.4 and BigGAN at its own lr) instead of eight. lol.txt gives Fig. A7's values
+only as a picture, so its tables print ours alone.
 """
 import os
 
 import numpy as np
 
 from aigid.data.layouts import SUBSET_IDS
+from aigid.data.perturb import LOL_TABLE_A4
 from aigid.figures import SYNTHETIC, heatmap, save
 from aigid.methods import LOL
 from aigid.methods.lol.config import BIGGAN_LR, OFFLINE_OVERRIDES
@@ -20,7 +27,7 @@ from aigid.metrics import subset_key
 from aigid.report import averaged_note, paper_columns, pooled, pct, render
 from aigid.trials import finished, layout_of, where
 from trainables.launcher import main
-from trainables.sweep import Grid, Offline, Sweep
+from trainables.sweep import Grid, Offline, Sweep, Variant
 
 FINAL = "the final checkpoint"
 
@@ -43,7 +50,7 @@ def _cell(v) -> str:
     return "—" if np.isnan(v) else f"{100 * v:.1f}"
 
 
-def matrix_table(trials, metric: str, figure: int):
+def matrix_table(trials, metric: str, figure):
     rows, tests, values = matrix(trials, metric)
     body = [[train, *map(_cell, line), f"{100 * np.nanmean(line):.1f}"] for train, line in zip(rows, values)]
     return render([["train \\ test", *tests, "Avg."]] + body,
@@ -73,14 +80,10 @@ def fig6_table(trials):
                         "five epochs") if rows else None
 
 
-def table(trials):
-    return [matrix_table(trials, "acc", 4), table1(trials), matrix_table(trials, "ap", 5), fig6_table(trials)]
-
-
-def figures(trials, out_dir, synthetic):
-    """Fig. 4 (ACC) and Fig. 5 (AP) matrices of the final checkpoint; Fig. 6, the final five epochs' bars."""
+def matrix_figures(trials, out_dir, synthetic, numbers: dict):
+    """The train × test matrix of each {metric: the paper's figure number} as a heat-map PNG."""
     prefix = SYNTHETIC if synthetic else ""
-    for number, metric in ((4, "acc"), (5, "ap")):
+    for metric, number in numbers.items():
         rows, tests, values = matrix(trials, metric)
         if not rows or np.isnan(values).all():
             continue
@@ -88,6 +91,16 @@ def figures(trials, out_dir, synthetic):
         figure = heatmap(values, rows, tests, title=title, row_name="train subset", col_name="test subset",
                          score_label=f"{metric.upper()} (%), {FINAL}", chance=0.5)
         save(figure, os.path.join(out_dir, f"fig{number}_{metric}_matrix.png"))
+
+
+def table(trials):
+    return [matrix_table(trials, "acc", 4), table1(trials), matrix_table(trials, "ap", 5), fig6_table(trials)]
+
+
+def figures(trials, out_dir, synthetic):
+    """Fig. 4 (ACC) and Fig. 5 (AP) matrices of the final checkpoint; Fig. 6, the final five epochs' bars."""
+    matrix_figures(trials, out_dir, synthetic, {"acc": 4, "ap": 5})
+    prefix = SYNTHETIC if synthetic else ""
     cases = [(s, here) for s in SUBSET_IDS if (here := finished(where(trials, train_subset=s)))]
     if not cases:
         return
@@ -111,9 +124,27 @@ def figures(trials, out_dir, synthetic):
     save(fig, os.path.join(out_dir, "fig6_stability.png"))
 
 
-PLAN = (Grid({"train_subset": [s for s in SUBSET_IDS if s != "biggan"]}),
-        Grid({"train_subset": ["biggan"]}, fixed={"lr": Offline(BIGGAN_LR, OFFLINE_OVERRIDES["lr"])}))
-SWEEP = Sweep(name="lol_cross_generator", method=LOL, plan=PLAN, table=table, figures=figures, doc=__doc__)
+OTHERS = [s for s in SUBSET_IDS if s != "biggan"]
+BIGGAN = Grid({"train_subset": ["biggan"]}, fixed={"lr": Offline(BIGGAN_LR, OFFLINE_OVERRIDES["lr"])})
+COMBINED = LOL_TABLE_A4["combined"].spec()
+
+
+def fig_a7_table(trials):
+    return [matrix_table(trials, "acc", "A7 (ACC)"), matrix_table(trials, "ap", "A7 (AP)")]
+
+
+def fig_a7_figures(trials, out_dir, synthetic):
+    matrix_figures(trials, out_dir, synthetic, {"acc": "A7", "ap": "A7"})
+
+
+FIG_A7 = Sweep(name="lol_fig_a7", method=LOL, plan=(Grid({"train_subset": Offline(OTHERS, ["sdv14"])}), BIGGAN),
+               fixed={"train_perturb": COMBINED, "test_perturb": COMBINED, "train_volume": Offline(3200, 48),  # A.3: 1 %
+                      "backbone": Offline("RN50", "aigid-tiny-rn")},  # Fig. A7: CLIP-RN50
+               table=fig_a7_table, figures=fig_a7_figures, doc=__doc__)
+SWEEP = Sweep(name="lol_cross_generator", method=LOL, plan=(Grid({"train_subset": OTHERS}), BIGGAN), table=table,
+              figures=figures, doc=__doc__,
+              variants=(Variant("--fig-a7", "Fig. A7: all four perturbations in sequence on train and test, "
+                                            "3,200 training images", FIG_A7),))
 
 if __name__ == "__main__":
     main(SWEEP)

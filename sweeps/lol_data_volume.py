@@ -7,28 +7,15 @@ hold are dropped, and the run says which.
 """
 import os
 
-from aigid.data.subsets import fitting_volumes
-from aigid.errors import UserError
 from aigid.figures import curve
 from aigid.methods import LOL
-from aigid.methods.lol import LoLConfig, select_training_samples
+from aigid.methods.lol import keep_fitting_volumes
 from aigid.report import averaged_note, grid_table, pct, pooled
 from trainables.launcher import main
 from trainables.sweep import Offline, Sweep, grid
 
 VOLUMES = [400, 800, 1600, 3200, 6400, 12800, 25600, 64000, 160000, 323994]  # Table 2 rows
 BACKBONES = ["RN50", "RN101", "ViT-L-14"]  # Table 2 columns
-
-
-def keep_fitting_volumes(points, index):
-    """Drop the points whose volume is larger than the training subset (all of it is what the largest uses)."""
-    config = LoLConfig.from_flat({**points[0], "train_volume": None})
-    volumes = sorted({p["train_volume"] for p in points})
-    kept, dropped = fitting_volumes(volumes, select_training_samples(index, config))
-    if not kept:
-        raise UserError(f"no volume of {volumes} fits the training subset '{config.train_subset}'")
-    note = f"dropped volumes {dropped}: the training subset is smaller" if dropped else ""
-    return [p for p in points if p["train_volume"] in kept], note
 
 
 def table(trials):

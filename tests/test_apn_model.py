@@ -8,7 +8,7 @@ from aigid.data.layouts import DataError, scan
 from aigid.data.synthetic import make_synthetic
 from aigid.methods.apn import ABLATIONS, APN, OFFLINE_OVERRIDES, APNConfig, APNTrainer, check_data
 from aigid.methods.apn.club import CLUB
-from aigid.methods.apn.trainer import select_training_samples
+from aigid.methods.apn.samples import select_training_samples
 from aigid.methods.apn.spatial import OrthogonalDecomposition
 
 TINY = {**OFFLINE_OVERRIDES, "crop": 32, "feature_dim": 16, "q_hidden": 16, "num_proposals": 2}
@@ -143,12 +143,12 @@ def test_cross_scene_maps_genimage_generators_to_diffusionforensics(small_genima
     t = APNTrainer(APNConfig.from_flat({**TINY, "test_root": str(df), "test_in_domain_only": True,
                                         "train_subset": "midjourney"}).for_layout(index.layout), index)
     # Table 3's LSUN column: the scene's reals once, and the generator's fakes alone
-    assert set(t.test_loaders) == {("test", "midjourney"), ("test_lsun_bedroom", "real"),
+    assert set(t.tests.loaders) == {("test", "midjourney"), ("test_lsun_bedroom", "real"),
                                    ("test_lsun_bedroom", "midjourney")}
     for column, label in (("real", 0), ("midjourney", 1)):
-        samples = t.test_loaders[("test_lsun_bedroom", column)].dataset.samples
+        samples = t.tests.loaders[("test_lsun_bedroom", column)].dataset.samples
         assert {s.group for s in samples} == {"lsun_bedroom"} and {s.label for s in samples} == {label}
-    assert t.averaged["test_lsun_bedroom"] == ["real", "midjourney"]
+    assert t.tests.averaged["test_lsun_bedroom"] == ["real", "midjourney"]
     check_data(APNConfig.from_flat({"test_root": str(df), "train_subset": "sdv14"}), index)
     shutil.rmtree(df / "test" / "lsun_bedroom" / "sdv1")
     with pytest.raises(DataError, match="no sdv1 generator in scene 'lsun_bedroom'"):

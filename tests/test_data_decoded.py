@@ -8,6 +8,7 @@ from aigid.data.decoded import decode_once
 from aigid.data.layouts import scan
 from aigid.methods.lol import LoLConfig, LoLTrainer, select_test_samples
 from aigid.methods.lol.config import SMALL_IMAGES
+from aigid.methods.lol.evaluation import entry_key
 
 CONFIG = {"backbone": "aigid-tiny-rn", "pretrained": None, "train_volume": 8, "test_limit": 4, "epochs": 1,
           "batch_size": 4}
@@ -25,8 +26,8 @@ def test_lol_evaluates_the_decoded_crops_exactly_as_its_own_loaders(index, tmp_p
     torch.manual_seed(0)
     per_trial = LoLTrainer(config, index)
     torch.manual_seed(0)
-    shared = LoLTrainer(config, index, {"test_images": {decoded.crop: decoded}})
-    assert shared.decoded_tests and not shared.test_loaders and per_trial.test_loaders
+    shared = LoLTrainer(config, index, {"test_images": {entry_key(config): decoded}})
+    assert shared.tests.decoded and not shared.tests.loaders and per_trial.tests.loaders
     ours, theirs = shared.evaluate(), per_trial.evaluate()
     assert ours.keys() == theirs.keys()
     assert all(ours[k] == pytest.approx(theirs[k], abs=1e-6) for k in ours)
@@ -52,5 +53,5 @@ def test_a_trainer_on_a_node_without_the_entry_decodes_for_itself(index, tmp_pat
     paths = [s.path for samples in select_test_samples(index, config).values() for s in samples]
     entry = decode_once(paths, config.crop, tmp_path, small=SMALL_IMAGES, log=None)
     missing = type(entry)(str(tmp_path / "elsewhere"), entry.paths, entry.crop)
-    trainer = LoLTrainer(config, index, {"test_images": {missing.crop: missing}})
-    assert trainer.test_loaders and not trainer.decoded_tests
+    trainer = LoLTrainer(config, index, {"test_images": {entry_key(config): missing}})
+    assert trainer.tests.loaders and not trainer.tests.decoded

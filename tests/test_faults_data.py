@@ -25,6 +25,7 @@ from aigid.features import FeatureRequest, FixedView, extract
 from aigid.methods import RINE
 from aigid.methods.lol import LoLConfig, LoLTrainer, select_test_samples
 from aigid.methods.lol.config import SMALL_IMAGES
+from aigid.methods.lol.evaluation import entry_key
 from trainables.launcher import main
 from trainables.sweep import Sweep, grid
 
@@ -97,8 +98,8 @@ def test_a_truncated_decoded_test_image_cache_is_decoded_again_and_lol_evaluates
     again = decode_once(paths, config.crop, tmp_path, small=SMALL_IMAGES, log=lines.append)
     assert again == entry and sum("damaged" in line and "decoding them again" in line for line in lines) == 1
     assert np.array_equal(np.load(images), expected)
-    trainer = LoLTrainer(config, index, {"test_images": {again.crop: again}})
-    assert trainer.decoded_tests and 0.0 <= trainer.evaluate()["test/mean/acc"] <= 1.0
+    trainer = LoLTrainer(config, index, {"test_images": {entry_key(config): again}})
+    assert trainer.tests.decoded and 0.0 <= trainer.evaluate()["test/mean/acc"] <= 1.0
 
 
 def test_a_full_feature_store_is_one_line_keeps_what_was_stored_and_a_rerun_completes(test_paths, small_disk):

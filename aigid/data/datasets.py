@@ -9,6 +9,7 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
+from aigid.data import perturb as perturbations
 from aigid.data.index import DataError, Sample
 
 _DEEP_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I", "F")
@@ -85,11 +86,15 @@ def load_rgb(path) -> Image.Image:
 
 
 class ImageDataset(Dataset):
-    """Samples -> (image tensor, label); an unreadable file gives None so its batch survives."""
+    """Samples -> (image tensor, label); an unreadable file gives None so its batch survives. Each image is
+    first perturbed by `perturb`, drawn per path relative to `root` (aigid.data.perturb): the transform
+    alone cannot, as it never sees the path."""
 
-    def __init__(self, samples: list[Sample], transform):
+    def __init__(self, samples: list[Sample], transform, *, perturb: str = perturbations.NONE, perturb_seed: int = 0,
+                 root: str = ""):
         self.samples = list(samples)
         self.transform = transform
+        self.perturb, self.perturb_seed, self.root = perturb, perturb_seed, root
         self._warned: set[str] = set()  # per process: each DataLoader worker warns on its own
 
     def __len__(self) -> int:
@@ -104,6 +109,7 @@ class ImageDataset(Dataset):
                 self._warned.add(sample.path)
                 warnings.warn(f"skipping {exc}", UnreadableImageWarning, stacklevel=2)
             return None
+        img = perturbations.apply(self.perturb, img, seed=self.perturb_seed, path=sample.path, root=self.root)
         return self.transform(img), sample.label
 
 
@@ -147,8 +153,10 @@ def collate_indexed(batch) -> tuple[torch.Tensor, torch.Tensor | None]:
     return torch.tensor([i for i, _ in good]), torch.stack([x for _, x in good])
 
 
-def make_loader(samples, transform, batch_size, *, shuffle, num_workers=0, seed=0, drop_last=False) -> DataLoader:
-    """A DataLoader whose shuffling (and, with workers, augmentation) is fixed by `seed`.
+def make_loader(samples, transform, batch_size, *, shuffle, num_workers=0, seed=0, drop_last=False,
+                **perturbation) -> DataLoader:
+    """A DataLoader whose shuffling (and, with workers, augmentation) is fixed by `seed`; `perturbation`:
+    ImageDataset's perturb, perturb_seed and root.
 
     With num_workers=0 the augmentations draw from torch's global RNG: seed it with
     torch.manual_seed for repeatable runs.
@@ -156,7 +164,7 @@ def make_loader(samples, transform, batch_size, *, shuffle, num_workers=0, seed=
     if not samples:
         raise DataError("no samples to load; check the split/subset/label selection passed to DatasetIndex.select")
     return DataLoader(
-        ImageDataset(samples, transform),
+        ImageDataset(samples, transform, **perturbation),
         batch_size=batch_size,
         shuffle=shuffle,
         num_workers=num_workers,

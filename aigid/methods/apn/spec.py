@@ -3,7 +3,9 @@ from __future__ import annotations
 
 from aigid.errors import ConfigError
 from aigid.methods.apn.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, APNConfig, CHOICES, TEST_SETS
-from aigid.methods.apn.trainer import APNTrainer, check_data, open_test_index
+from aigid.methods.apn.evaluation import evaluate
+from aigid.methods.apn.samples import check_data, open_test_index
+from aigid.methods.apn.trainer import APNTrainer
 from aigid.methods.spec import MethodSpec
 
 
@@ -27,4 +29,5 @@ APN = MethodSpec(
     offline=OFFLINE_OVERRIDES,
     smoke=SMOKE_OVERRIDES,
     prepare=scan_test_dataset,
+    evaluate=evaluate,
 )

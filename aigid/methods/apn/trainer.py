@@ -1,24 +1,20 @@
-"""APN's training loop (eq. 9 with the CLUB alternation of §4.2.2) and data checks
-(../shared/papers/apn.txt)."""
+"""APN's training loop (eq. 9 with the CLUB alternation of §4.2.2, ../shared/papers/apn.txt)."""
 from __future__ import annotations
 
 import contextlib
-from pathlib import Path
 from typing import Iterator, Mapping
 
 import torch
 from torch import nn
 
 from aigid.data.datasets import make_loader
-from aigid.data.layouts import DatasetIndex, DataError, scan
-from aigid.data.subsets import reals_apart, test_subsets, training_subset
-from aigid.data.synthetic import ensure_synthetic
-from aigid.data.transforms import test_transform, train_transform
+from aigid.data.layouts import DatasetIndex
+from aigid.data.transforms import train_transform
 from aigid.methods.apn.club import CLUB
-from aigid.methods.apn.config import (DF_NAMES, IMAGENET_MEAN, IMAGENET_STD, SMALL_IMAGES, SYNTHETIC_TEST_ROOT,
-                                      TEST_SETS, APNConfig)
+from aigid.methods.apn.config import IMAGENET_MEAN, IMAGENET_STD, SMALL_IMAGES, APNConfig
+from aigid.methods.apn.evaluation import TestImages, autocast, score
 from aigid.methods.apn.model import ABLATIONS, APN
-from aigid.metrics import binary_metrics, per_subset_summary
+from aigid.methods.apn.samples import select_training_samples
 
 
 class APNTrainer:
@@ -54,22 +50,8 @@ class APNTrainer:
                                         num_workers=num_workers, seed=config.seed)
         self.q_loader = make_loader(train, augment, config.q_batch_size, shuffle=True,
                                     num_workers=num_workers, seed=config.seed + 1)
-        centre = test_transform(config.crop, small=SMALL_IMAGES, mean=IMAGENET_MEAN, std=IMAGENET_STD)
-        tests = select_all_tests(index, config, test_index)
-        self.test_loaders = {
-            (prefix, subset): make_loader(samples, centre, max(config.batch_size, 32), shuffle=False,
-                                          num_workers=num_workers)
-            for prefix, (_, per_subset) in tests.items()
-            for subset, samples in per_subset.items()
-        }
-        self.averaged = {prefix: TEST_SETS.averaged(layout, per_subset) for prefix, (layout, per_subset) in tests.items()}
+        self.tests = TestImages(config, index, test_index, num_workers=num_workers)
         self.epoch = self.step = self.q_step = self.skipped_files = 0
-
-    def _autocast(self):
-        """bf16 mixed precision on CUDA; full precision on CPU."""
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
-        return contextlib.nullcontext()
 
     def _q_batches(self) -> Iterator[torch.Tensor]:
         """q_θ's own endless stream of training images, reshuffled each pass, seeded by epoch."""
@@ -105,7 +87,7 @@ class APNTrainer:
         the paper does not say: `q_updates_bn` (True: they do; False: they are restored).
         """
         self.model.train()
-        with torch.no_grad(), self._autocast(), self._buffers_kept():
+        with torch.no_grad(), autocast(self.device), self._buffers_kept():
             out = self.model(images.to(self.device, non_blocking=True))
         loss = self.club.learning_loss(out.related.float(), out.irrelevant.float())
         self.q_optimizer.zero_grad(set_to_none=True)
@@ -122,7 +104,7 @@ class APNTrainer:
             terms["q_loss"] = sum(self.q_step_once(next(q_batches)) for _ in range(self.config.q_steps)) / self.config.q_steps
         self.model.train()
         images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
-        with self._autocast():
+        with autocast(self.device):
             out = self.model(images)
         terms.update(ce=self.loss_fn(out.logits.float(), labels), band=out.band, basis=out.basis, align=out.align)
         if self.club is not None:
@@ -138,25 +120,11 @@ class APNTrainer:
         self.step += 1
         return {"loss": loss.item(), **{k: v.item() if torch.is_tensor(v) else v for k, v in terms.items()}}
 
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Centre-crop predictions on every test subset -> `<prefix>/<subset>/<metric>` + the paper's mean per prefix."""
-        self.model.eval()
-        per_prefix: dict[str, dict] = {}
-        for (prefix, subset), loader in self.test_loaders.items():
-            scores, labels = [], []
-            for images, batch_labels, n_skipped in loader:
-                self.skipped_files += n_skipped
-                if len(batch_labels):
-                    with self._autocast():
-                        logits = self.model(images.to(self.device)).logits
-                    scores.append(torch.sigmoid(logits.float()).cpu())
-                    labels.append(batch_labels)
-            if labels:
-                per_prefix.setdefault(prefix, {})[subset] = binary_metrics(torch.cat(scores).numpy(),
-                                                                           torch.cat(labels).numpy())
-        return {k: v for prefix, subsets in per_prefix.items()
-                for k, v in per_subset_summary(subsets, prefix, self.averaged[prefix]).items()}
+        metrics, skipped = score(self.model, self.tests, self.device)
+        self.skipped_files += skipped
+        return metrics
 
     def run(self) -> Iterator[dict]:
         """Train from the current epoch to the configured number, yielding metrics after each epoch."""
@@ -197,67 +165,3 @@ class APNTrainer:
             self.q_scheduler.load_state_dict(state["q_scheduler"])
         self.epoch, self.step, self.q_step = state["epoch"], state["step"], state["q_step"]
         self.skipped_files = state["skipped_files"]
-
-
-def select_training_samples(index: DatasetIndex, config: APNConfig):
-    """The training subset's images, of `train_scene` on DF (a balanced nested subsample when `train_volume` is set)."""
-    scene = config.train_scene if index.layout == "diffusionforensics" else None
-    return training_subset(index, config.train_subset, config.train_volume, config.seed, group=scene)
-
-
-def _scene(index: DatasetIndex, config: APNConfig) -> str | None:
-    if index.layout != "diffusionforensics":
-        return None
-    return config.test_scene or APNConfig.DATASET_DEFAULTS["diffusionforensics"]["test_scene"]
-
-
-def select_test_samples(index: DatasetIndex, config: APNConfig, wanted=None) -> dict[str, list]:
-    """Test images per subset: `wanted`, else `test_subsets`, else all. On DF, of one scene, as Table 2's
-    columns: the scene's reals once (`real`), then each generator's fakes alone."""
-    per_subset = test_subsets(index, wanted or config.test_subsets, config.test_limit, _scene(index, config))
-    return reals_apart(per_subset) if index.layout == "diffusionforensics" else per_subset
-
-
-def cross_scene_generator(test_index: DatasetIndex, config: APNConfig) -> str:
-    """The DF generator folder that matches the GenImage training subset (Table 3), or a DataError."""
-    scene = _scene(test_index, config)
-    available = set(test_index.subsets(test_index.test_split)) & {
-        s.subset for s in test_index.select(test_index.test_split, groups=[scene])}
-    names = DF_NAMES.get(config.train_subset, (config.train_subset,))
-    for name in names:
-        if name in available:
-            return name
-    raise DataError(f"{test_index.root} has no {' / '.join(names)} generator in scene '{scene}' to test a model "
-                    f"trained on '{config.train_subset}' (it has: {', '.join(sorted(available)) or 'nothing'})")
-
-
-def open_test_index(config: APNConfig, index: DatasetIndex) -> DatasetIndex | None:
-    """The DF dataset of `test_root`, scanned; "synthetic" writes/reuses the stand-in beside a synthetic `index`."""
-    if config.test_root is None:
-        return None
-    root = config.test_root
-    if root == SYNTHETIC_TEST_ROOT:
-        if not index.synthetic:
-            raise DataError("test_root='synthetic' pairs only with the synthetic training stand-in; "
-                            "pass test_root=<your DiffusionForensics root>")
-        root = ensure_synthetic(Path(index.root).parent / "synthetic-diffusionforensics", layout="diffusionforensics")
-    return scan(root, "diffusionforensics")
-
-
-def select_all_tests(index: DatasetIndex, config: APNConfig, test_index: DatasetIndex | None) -> dict[str, tuple]:
-    """{metric prefix: (dataset layout, per-subset samples)}: "test" on `index`; with test_root also
-    "test_<scene>", DF's reals and the generator matching the training subset (Table 3's LSUN column
-    is their mean: the average of the real and the fake accuracy)."""
-    wanted = [config.train_subset] if config.test_in_domain_only else None
-    tests = {"test": (index.layout, select_test_samples(index, config, wanted))}
-    if config.test_root is not None:
-        test_index = test_index or open_test_index(config, index)
-        tests[f"test_{_scene(test_index, config)}"] = (test_index.layout, select_test_samples(
-            test_index, config, [cross_scene_generator(test_index, config)]))
-    return tests
-
-
-def check_data(config: APNConfig, index: DatasetIndex, test_index: DatasetIndex | None = None) -> None:
-    """Fail before any training when a training or test subset (or the cross-scene generator) is missing."""
-    select_training_samples(index, config)
-    select_all_tests(index, config, test_index)

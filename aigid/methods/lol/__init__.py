@@ -7,11 +7,13 @@ training only; §4.2 gives the recipe (CLIP-RN50, Adam (0.9, 0.999), lr 5e-6, ba
 test time).
 
 config: hyper-parameters; model: the masks and the network; trainer: the training loop;
+evaluation: testing, shared by the trainer and `aigid eval`;
 spec: what a sweep or `aigid train lol` needs to run it.
 """
 from aigid.methods.lol.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, LoLConfig
+from aigid.methods.lol.evaluation import select_test_samples
 from aigid.methods.lol.model import LoLDetector, random_masks
-from aigid.methods.lol.trainer import LoLTrainer, check_data, select_test_samples, select_training_samples
+from aigid.methods.lol.trainer import LoLTrainer, check_data, keep_fitting_volumes, select_training_samples
 
 __all__ = ["OFFLINE_OVERRIDES", "SMOKE_OVERRIDES", "LoLConfig", "LoLDetector", "LoLTrainer", "check_data",
-           "random_masks", "select_test_samples", "select_training_samples"]
+           "keep_fitting_volumes", "random_masks", "select_test_samples", "select_training_samples"]

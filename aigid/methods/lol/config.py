@@ -50,6 +50,8 @@ class LoLConfig(FlatConfig):
     train_volume: int | None = 3200  # §4.4: 1,600 real + 1,600 generated images; None = all
     test_subsets: tuple[str, ...] | None = None  # None = every subset of the test split
     test_limit: int | None = None  # per test subset, for quick looks; None = all (the paper's)
+    # Each training image is perturbed as drawn for (perturb_seed, its path), the same in every epoch.
+    train_perturb: str = "none"  # Table A4 (App. A.2): applied "independently on the training and test sets"
     eval_every_steps: int = 0  # §3.2.1/Fig. 2: every 400 training steps (sweeps/lol_fig2.py); 0 = at epoch ends only
     stability_epochs: int = 5  # §4.3/Table 2: mean ± std over the final five epochs
     seed: int = 0

@@ -4,17 +4,18 @@ from __future__ import annotations
 import math
 from typing import Iterator, Mapping
 
-import numpy as np
 import torch
 from torch import nn
 
 from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex
-from aigid.data.subsets import test_subsets, training_subset
-from aigid.data.transforms import test_transform, train_transform
-from aigid.methods.lol.config import SMALL_IMAGES, TEST_SETS, LoLConfig
+from aigid.data.subsets import fitting_volumes, training_subset
+from aigid.errors import UserError
+from aigid.data.transforms import train_transform
+from aigid.methods.lol.config import SMALL_IMAGES, LoLConfig
+from aigid.methods.lol.evaluation import TestImages, entry_key, score, select_test_samples
 from aigid.methods.lol.model import LoLDetector, random_masks
-from aigid.metrics import binary_metrics, mean_std, per_subset_summary
+from aigid.metrics import mean_std
 
 
 class LoLTrainer:
@@ -27,7 +28,7 @@ class LoLTrainer:
 
     def __init__(self, config: LoLConfig, index: DatasetIndex, shared: Mapping | None = None, *, device="cpu",
                  num_workers: int = 0):
-        test_images = (shared or {}).get("test_images", {}).get(config.crop)  # decoded once for the sweep
+        test_images = (shared or {}).get("test_images", {}).get(entry_key(config))  # decoded once for the sweep
         self.config = config
         self.device = torch.device(device)
         torch.manual_seed(config.seed)
@@ -37,29 +38,12 @@ class LoLTrainer:
         self.mask_generator = torch.Generator(device=self.device).manual_seed(config.seed)
         mean, std = self.model.info.mean, self.model.info.std
         self.train_samples = select_training_samples(index, config)
-        self.train_loader = make_loader(
+        self.train_loader = make_loader(  # Table A4: the same perturbed image every epoch, drawn per path
             self.train_samples, train_transform(config.crop, small=SMALL_IMAGES, flip=config.flip, rotate=config.rotate, mean=mean, std=std),
             config.batch_size, shuffle=True, num_workers=num_workers, seed=config.seed, drop_last=False,
+            perturb=config.train_perturb, perturb_seed=config.perturb_seed, root=str(index.root),
         )
-        tests = select_test_samples(index, config)
-        self.averaged = TEST_SETS.averaged(index.layout, tests)
-        self.eval_batch = max(config.batch_size, 32)
-        self.test_loaders, self.decoded_tests = {}, {}
-        if test_images is not None and test_images.crop == config.crop and test_images.available():
-            self.test_images, ok, row_of = test_images.open()  # decoded once for the sweep
-            for subset, samples in tests.items():
-                rows = np.fromiter((row_of[s.path] for s in samples), dtype=np.int64, count=len(samples))
-                keep = ok[rows]
-                labels = np.array([s.label for s in samples], dtype=np.float32)[keep]
-                self.decoded_tests[subset] = (rows[keep], labels, int((~keep).sum()))
-            self.pixel_mean = torch.tensor(mean, device=self.device).view(1, 3, 1, 1)
-            self.pixel_std = torch.tensor(std, device=self.device).view(1, 3, 1, 1)
-        else:
-            self.test_loaders = {
-                subset: make_loader(samples, test_transform(config.crop, small=SMALL_IMAGES, mean=mean, std=std), self.eval_batch,
-                                    shuffle=False, num_workers=num_workers)
-                for subset, samples in tests.items()
-            }
+        self.tests = TestImages(config, index, test_images, self.model, device=self.device, num_workers=num_workers)
         self.epoch = 0
         self.step = 0
         self.skipped_files = 0
@@ -81,34 +65,11 @@ class LoLTrainer:
         self.step += 1
         return loss.item()
 
-    def _decoded_scores(self, rows: np.ndarray) -> torch.Tensor:
-        """Scores of pre-decoded uint8 crops, normalised on the device as test_transform would."""
-        scores = []
-        for i in range(0, len(rows), self.eval_batch):
-            pixels = torch.from_numpy(self.test_images[rows[i:i + self.eval_batch]]).to(self.device, non_blocking=True)
-            images = (pixels.float() / 255 - self.pixel_mean) / self.pixel_std
-            scores.append(torch.sigmoid(self.model(images)).float().cpu())
-        return torch.cat(scores) if scores else torch.empty(0)
-
-    @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """Unmasked centre-crop predictions on every test subset -> `test/<subset>/<metric>` + means."""
-        self.model.eval()
-        per_subset = {}
-        for subset, (rows, labels, skipped) in self.decoded_tests.items():
-            self.skipped_files += skipped
-            if len(rows):
-                per_subset[subset] = binary_metrics(self._decoded_scores(rows).numpy(), labels)
-        for subset, loader in self.test_loaders.items():
-            scores, labels = [], []
-            for images, batch_labels, n_skipped in loader:
-                self.skipped_files += n_skipped
-                if len(batch_labels):
-                    scores.append(torch.sigmoid(self.model(images.to(self.device))).float().cpu())
-                    labels.append(batch_labels)
-            if labels:
-                per_subset[subset] = binary_metrics(torch.cat(scores).numpy(), torch.cat(labels).numpy())
-        return per_subset_summary(per_subset, averaged=self.averaged)
+        metrics, skipped = score(self.model, self.tests)
+        self.skipped_files += skipped
+        return metrics
 
     def run(self) -> Iterator[dict]:
         """Train from the current epoch to `config.epochs`, yielding metrics after each evaluation."""
@@ -163,9 +124,16 @@ def select_training_samples(index: DatasetIndex, config: LoLConfig):
     return training_subset(index, config.train_subset, config.train_volume, config.seed)
 
 
-def select_test_samples(index: DatasetIndex, config: LoLConfig) -> dict:
-    """Test images per subset: every subset of the test split unless `test_subsets` names some."""
-    return test_subsets(index, config.test_subsets, config.test_limit)
+def keep_fitting_volumes(points, index):
+    """A sweep's `prune` (Table 2, Table A4): drop the points whose volume is larger than the training subset
+    (all of it is what the largest uses)."""
+    config = LoLConfig.from_flat({**points[0], "train_volume": None})
+    volumes = sorted({p["train_volume"] for p in points})
+    kept, dropped = fitting_volumes(volumes, select_training_samples(index, config))
+    if not kept:
+        raise UserError(f"no volume of {volumes} fits the training subset '{config.train_subset}'")
+    note = f"dropped volumes {dropped}: the training subset is smaller" if dropped else ""
+    return [p for p in points if p["train_volume"] in kept], note
 
 
 def check_data(config: LoLConfig, index: DatasetIndex) -> None:
