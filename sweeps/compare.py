@@ -6,9 +6,13 @@ and tests on its test/ generators: LoL and APN with train_subset=progan, GenDet 
 car, cat, chair, horse; RINE has no 20-class setting). On the synthetic stand-in, which holds
 exactly those 4 classes, the five training splits are identical; with --data RINE's is the
 4-class subset of the others'. APN has no UFD setting: it takes its GenImage ones (§4.1.3:
-15 proposals, 10 epochs; offline 5 proposals, its DF setting). `--perturb SPEC` (repeatable; aigid.data.perturb's grammar, e.g.
-`--perturb jpeg=30 --perturb blur=3`) adds a test perturbation: each detector's grid is
-test_perturb = [none, SPEC...], every trial trains and then tests under its perturbation.
+15 proposals, 10 epochs; offline 5 proposals, its DF setting).
+
+`--perturb SPEC` (repeatable; aigid.data.perturb's grammar, e.g. `--perturb jpeg=30 blur=3`) adds
+a test perturbation: each detector's grid is test_perturb = [none, SPEC...], every trial trains
+and then tests under its perturbation. A perturbed row that changed no test metric at all is
+marked NO EFFECT: that detector does not apply test_perturb (yet). --set, --epochs and
+--backbone go to all five detectors (a field one of them lacks is an error).
 
 One table (detector x test set, ACC / AP and the mean; each detector's mean follows its own
 paper's test-set list, as its title says) and one figure: mean ACC / AP per detector (clean),
