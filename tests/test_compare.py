@@ -81,6 +81,11 @@ def test_figure_is_bars_when_clean_and_the_robustness_curves_when_perturbed(tmp_
     assert_png(curves)
 
 
+def test_the_figure_names_a_detector_whose_scores_no_perturbation_changed():
+    trials = [trial("rine"), trial("rine", "jpeg=5"), trial("univfd"), trial("univfd", "jpeg=5", loss=0.7)]
+    assert [t.config[DETECTOR] for t in COMPARE["marked"](trials)] == ["rine (NO EFFECT)"] * 2 + ["univfd"] * 2
+
+
 def test_bad_perturbation_is_one_line_and_exit_2(capsys, tmp_path):
     with pytest.raises(SystemExit) as exit_:
         COMPARE["main"](["--dry-run", "--perturb", "jpg=5", "--storage", str(tmp_path)])
