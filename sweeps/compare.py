@@ -147,7 +147,8 @@ def sweep_of(name: str, perturbs: list[str]) -> Sweep:
 
 
 def tagged(trials: list[Trial], name: str) -> list[Trial]:
-    return [replace(t, config={**t.config, DETECTOR: name}) for t in trials]
+    """A detector's trials as the comparison reads them: the detector in config (the figure's series) and name."""
+    return [replace(t, name=f"{DETECTOR}={name} {t.name}", config={**t.config, DETECTOR: name}) for t in trials]
 
 
 def main(argv=None) -> list[Trial]:

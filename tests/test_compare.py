@@ -41,6 +41,16 @@ def test_every_registered_detector_takes_part_on_one_split():
         assert sweep.tables([untagged])[0].rows[1][:2] == (name, "none")
 
 
+def test_tagged_trials_carry_their_detector_so_seeds_pool_per_detector_not_across():
+    from aigid.trials import best_point
+
+    plain = replace(trial("x"), name="test_perturb=none s0", config={"test_perturb": "none", "seed": 0},
+                    history=({"epoch": 1, "score": 0.5},))
+    both = COMPARE["tagged"]([plain], "rine") + COMPARE["tagged"]([plain], "lol")
+    assert [t.point for t in both] == ["detector=rine test_perturb=none", "detector=lol test_perturb=none"]
+    assert len(best_point(both)[0]) == 1
+
+
 def test_table_has_a_row_per_detector_and_perturbation_with_each_test_set_and_the_mean():
     trials = [trial(d, p, acc=0.7 + 0.01 * i, loss=0.4 + 0.1 * (p != "none"))
               for i, d in enumerate(DETECTORS) for p in ("none", "jpeg=5")]
