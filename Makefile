@@ -2,7 +2,8 @@
 #   make sweep            the LoL mask grid (Table 3), offline on synthetic data
 #   make sweep ARGS="--data /data/GenImage --gpus-per-trial 0.25"
 #   make sweep SWEEP=gendet_margin_alpha   any script under sweeps/, by name
-#   make test             the test suite
+#   make test             the fast tests (minutes): everything not marked slow
+#   make test-all         the whole suite, slow multi-process and cluster tests included (what CI runs)
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
@@ -15,7 +16,7 @@ TORCH_CUDA := 13.0
 CUDA_DRIVER_MIN := 580
 SWEEP ?= lol_mask_grid
 
-.PHONY: setup sweep test mlflow-ui clean
+.PHONY: setup sweep test test-all mlflow-ui clean
 setup: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
@@ -32,6 +33,9 @@ sweep: setup
 	$(PY) sweeps/$(SWEEP).py $(ARGS)
 
 test: setup
+	$(PY) -m pytest -m "not slow" $(ARGS)
+
+test-all: setup
 	$(PY) -m pytest $(ARGS)
 
 mlflow-ui: setup

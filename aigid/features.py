@@ -26,7 +26,6 @@ import json
 import os
 import shutil
 import socket
-import time
 import warnings
 import zlib
 from contextlib import nullcontext
@@ -46,12 +45,12 @@ from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 from aigid.data.index import DataError
 from aigid.errors import StorageError
+from aigid.progress import PassProgress
 
 CACHE_VERSION = 4  # 3: training views drawn per path relative to `root`; 4: entries carry checksums
 STORED_DTYPE = np.float16
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # autocast dtype of the frozen pass
 META_FILE, OK_FILE = "meta.json", "ok.npy"
-LOG_EVERY_S = 15.0
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
 
 # output name -> (frozen visual tower, normalised images) -> (B, ...) float32
@@ -313,7 +312,7 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
     written, ok = _Rows(n, folder), np.zeros(n, dtype=bool)
     shapes: dict[str, tuple] = {}  # known from the first batch with a readable image
     pending = 0  # leading rows without a readable image, written as zeros once the shapes are known
-    start = last_log = time.perf_counter()
+    progress = PassProgress(f"features {request.label or request.backbone}", n, log)
     with written.guarded():  # a full disk is one line naming the bytes, not a traceback
         for first, (rows, images) in zip(range(0, n, batch_size), loader):  # batches in row order (no shuffle)
             size, outs = min(batch_size, n - first), {}
@@ -338,12 +337,7 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
                 if outs:
                     block[rows.numpy() - first] = outs[name]
                 written.append(name, block)
-            now, done = time.perf_counter(), first + size
-            if log and (now - last_log >= LOG_EVERY_S or done == n):
-                rate = done / max(now - start, 1e-9)
-                log(f"[aigid] features {request.label or request.backbone}: {done}/{n} images ({rate:.0f}/s"
-                    f"{f', ETA {(n - done) / rate:.0f} s' if done < n else ''})")
-                last_log = now
+            progress.advance(first + size)
         if not shapes:
             raise DataError(f"none of the {n} images of view set {request.label!r} could be decoded")
         return FeatureTable(request.paths, written.finish(ok), ok)

@@ -38,7 +38,8 @@ from aigid import features  # noqa: E402
 from aigid.data.layouts import scan  # noqa: E402
 from aigid.methods.rine.config import TEST_SETS  # noqa: E402
 from aigid.methods.rine.model import RINEHead, rine_loss  # noqa: E402
-from aigid.methods.rine.trainer import EVAL_BATCH, RINETrainer, feature_requests  # noqa: E402
+from aigid.methods.rine import RINETrainer, feature_requests  # noqa: E402
+from aigid.methods.rine.scoring import EVAL_BATCH  # noqa: E402
 from aigid.resident import resident_rows  # noqa: E402
 
 XIS = (0.1, 0.2, 0.4, 0.8)  # Table 1's ξ grid; q = 2, d' = 1024 are RINEConfig's defaults (Table 1, 4-class)
@@ -64,6 +65,12 @@ def whole_trial(config, index, tables: dict, device: torch.device) -> tuple[floa
         pass
     sync(device)
     return clock(device) - start, trainer
+
+
+def as_float(tokens) -> torch.Tensor:
+    """Rows as one float32 tensor: a CPU set over AIGID_RESIDENT_CPU_GIB is `MappedRows` (read per batch by
+    the trial), read whole here for the bare side only."""
+    return tokens.float() if isinstance(tokens, torch.Tensor) else torch.cat(list(tokens.split(EVAL_BATCH))).float()
 
 
 def bare(config, tokens: torch.Tensor, labels: torch.Tensor, held_out: torch.Tensor | None) -> float:
@@ -124,7 +131,7 @@ def main():
     for i, config in enumerate(configs, 1):
         w, trainer = whole_trial(config, index, tables, device)
         rows = resident_rows(trainer.views[0], config.output, trainer.train.rows, device)  # loaded by the trial
-        b = bare(config, rows.float(), trainer.train_labels, trainer.held_out_tokens.float())
+        b = bare(config, as_float(rows), trainer.train_labels, as_float(trainer.held_out.test_tokens[0]))
         whole_s, bare_s = whole_s + w, bare_s + b
         print(f"trial {i} (xi {config.xi}): whole {w:.2f} s, bare arithmetic {b:.2f} s", flush=True)
     print(f"whole trials (store -> rows on the device -> steps -> scores -> metrics): "

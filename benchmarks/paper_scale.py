@@ -14,8 +14,12 @@
 4. Engine overhead: the offline RINE grid (`python sweeps/rine_grid.py`: 48 trials through Ray,
    Tune and MLflow, features included) against the same grid computed in this process.
    Prints `engine overhead: <ratio>x` last.
+5. `--project`: each paper's largest grid at the paper's scale from the recorded H200 rates
+   (benchmarks/projection.py), against the device's limits.
 
     python benchmarks/paper_scale.py [--sizes 20000 80000] [--workers 1] [--device cpu|cuda]
+    python benchmarks/paper_scale.py --engine-only   # 4. alone
+    python benchmarks/paper_scale.py --project       # 5. each paper's largest grid, from the recorded H200 rates
 """
 from __future__ import annotations
 
@@ -37,6 +41,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
 PAPER_IMAGES = 144_000  # §4.1: 4 ProGAN classes x 36K images
 GRID_TRIALS = 48  # Table 1's q x d' x xi grid of one setting
 CLASSES = ("car", "cat", "chair", "horse")
@@ -130,7 +135,7 @@ def child_extract(args) -> dict:
 
     from aigid import features
     from aigid.data.layouts import scan
-    from aigid.methods.rine.trainer import feature_requests
+    from aigid.methods.rine import feature_requests
 
     memory = PeakMemory()
     torch.set_num_threads(args.threads)
@@ -156,7 +161,7 @@ def child_trial(args) -> dict:
 
     from aigid import features
     from aigid.data.layouts import scan
-    from aigid.methods.rine.trainer import RINETrainer, feature_requests
+    from aigid.methods.rine import RINETrainer, feature_requests
 
     memory = PeakMemory()
     torch.set_num_threads(args.threads)
@@ -246,6 +251,9 @@ def main():
                         help="dataset and stores (the dataset is kept for the next run)")
     parser.add_argument("--trial-images", type=int, default=4000, help="rows the one measured trial trains on")
     parser.add_argument("--skip-grid", action="store_true", help="no engine-overhead measurement")
+    parser.add_argument("--engine-only", action="store_true", help="only the engine-overhead measurement (4.)")
+    parser.add_argument("--project", action="store_true",
+                        help="only project each paper's largest grid from the recorded H200 rates (projection.py)")
     parser.add_argument("--child", choices=("extract", "trial"), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--store", type=Path, help=argparse.SUPPRESS)
@@ -255,7 +263,14 @@ def main():
         print(json.dumps((child_extract if args.child == "extract" else child_trial)(args)))
         return
 
+    if args.project:
+        from projection import project
+
+        print("\n".join(project()))
+        return
     args.work.mkdir(parents=True, exist_ok=True)
+    if args.engine_only:
+        return print_engine_overhead(args.work)
     largest = max(args.sizes)
     start = time.perf_counter()
     args.data = make_dataset(args.work / "ufd", largest, jobs=max(1, os.cpu_count() or 1))
@@ -289,9 +304,12 @@ def main():
     projected = PAPER_IMAGES * views / rate + GRID_TRIALS * trial["seconds"] * PAPER_IMAGES / trial["images"]
     print(f"projected, Table 1 grid at the paper's scale ({PAPER_IMAGES} images, {GRID_TRIALS} trials, one after "
           f"another, this machine's rates): {projected / 3600:.1f} h", flush=True)
-    if args.skip_grid:
-        return
-    wall, compute = engine_overhead(args.work)
+    if not args.skip_grid:
+        print_engine_overhead(args.work)
+
+
+def print_engine_overhead(work: Path) -> None:
+    wall, compute = engine_overhead(work)
     print(f"offline RINE grid ({GRID_TRIALS} trials): Ray sweep {wall:.1f} s (whole command), in-process compute "
           f"{compute:.1f} s; per-trial overhead {(wall - compute) / GRID_TRIALS:.2f} s", flush=True)
     print(f"engine overhead: {wall / compute:.1f}x")

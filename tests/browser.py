@@ -19,7 +19,7 @@ def chromium() -> str:
     """Debian's chromium binary; a missing one is a failed setup, not a reason to skip."""
     binary = shutil.which("chromium")
     if binary is None:
-        raise RuntimeError("headless Chromium is not installed: run `apt-get install -y chromium` (as .ci/run does)")
+        raise RuntimeError("headless Chromium is not installed: run `apt-get install -y chromium` (make setup installs it when run as root)")
     return binary
 
 

@@ -86,12 +86,16 @@ class Cluster:
         sh(*self.on_node(0, BIN / "ray", "start", "--head", "--port", HEAD_PORT, "--num-cpus", 0, "--temp-dir",
                          self.temp, "--include-dashboard", "true", "--dashboard-host", "127.0.0.1", "--dashboard-port",
                          DASHBOARD_PORT, "--ray-client-server-port", 10101, *self.node_ports(0)), env=self.env)
-        for n in (1, 2):
-            # Each node its own temp dir, as on separate hosts: a shared one lets a worker's
-            # runtime-env agent delete the job's working_dir under the driver's feet.
-            sh(*self.on_node(n, BIN / "ray", "start", "--address", f"127.0.0.1:{HEAD_PORT}", "--num-cpus", 1,
-                             "--temp-dir", f"{self.temp}-{n}", "--resources", json.dumps({f"worker{n}": 1}),
-                             *self.node_ports(n)), env=self.env)
+        # Both workers join at once (each `ray start` is seconds of imports). Each node its own temp dir, as
+        # on separate hosts: a shared one lets a worker's runtime-env agent delete the job's working_dir.
+        starting = [subprocess.Popen([str(a) for a in self.on_node(
+            n, BIN / "ray", "start", "--address", f"127.0.0.1:{HEAD_PORT}", "--num-cpus", 1, "--temp-dir",
+            f"{self.temp}-{n}", "--resources", json.dumps({f"worker{n}": 1}), *self.node_ports(n))], env=self.env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for n in (1, 2)]
+        for n, worker in enumerate(starting, 1):
+            out, _ = worker.communicate()
+            if worker.returncode:
+                raise RuntimeError(f"ray start of worker {n} failed:\n{out[-3000:]}")
         return self
 
     def kill_worker(self, n: int) -> int:

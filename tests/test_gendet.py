@@ -10,7 +10,7 @@ import torch
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex, Sample
 from aigid.features import FeatureTable
 from aigid.methods.gendet import GenDet, GenDetConfig, GenDetTrainer, margin_loss, squared_discrepancy
-from aigid.methods.gendet.trainer import feature_requests, view_name
+from aigid.methods.gendet.trainer import feature_requests, eval_view_name, train_view_name
 
 DIM = 12
 
@@ -39,7 +39,8 @@ def trainer(config_overrides=None, *, patch=False, **data):
                                      "classifier_epochs": 2, "tokens": "patch" if patch else "embedding",
                                      **(config_overrides or {})})
     index, table = make_data(patch=patch, **data)
-    return GenDetTrainer(config.for_layout(index.layout), index, {"features": {view_name(config): table}})
+    views = {view_name(config): table for view_name in (train_view_name, eval_view_name)}  # one table holds both
+    return GenDetTrainer(config.for_layout(index.layout), index, {"features": views})
 
 
 # ------------------------------------------------------------------ losses (eq. 1-4)
@@ -160,12 +161,13 @@ def test_the_classifier_reads_raw_fakes_unless_told_to_read_augmented_ones():
         assert ("classifier" in calls) is augmented
 
 
-def test_a_grid_over_both_readings_extracts_both_outputs_in_one_pass():
+def test_a_grid_over_both_readings_extracts_both_outputs_in_one_pass_per_view_set():
     index, _ = make_data()
     configs = [GenDetConfig(tokens=t, backbone="aigid-tiny-vit", pretrained=None).for_layout(index.layout)
                for t in ("embedding", "patch")]
-    (request,) = feature_requests(configs, index).values()
-    assert request.outputs == ("embedding", "patch_tokens") and len(request.paths) == len(index.samples)
+    train, test = feature_requests(configs, index).values()
+    assert train.outputs == test.outputs == ("embedding", "patch_tokens")
+    assert len(train.paths) + len(test.paths) == len(index.samples)
 
 
 def test_inference_never_calls_the_augmenter_but_training_does():
@@ -186,10 +188,10 @@ def test_gendet_learns_separable_features_and_the_discrepancy_separates_real_fro
     run = trainer({"rotations": 3, "teacher_epochs": 3, "classifier_epochs": 10}, n_train=128)
     final = list(run.run())[-1]
     assert final["test/mean/acc"] > 0.9 and final["test/mean/ap"] > 0.95
-    rows = run.tests["other"].rows
-    labels = run.tests["other"].labels.numpy()
+    rows = run.tests.parts["other"].rows
+    labels = run.tests.parts["other"].labels.numpy()
     with torch.no_grad():
-        gap = run.model.discrepancy(run._x(rows)).flatten(1).sum(1).numpy()
+        gap = run.model.discrepancy(run.tests.x(rows)).flatten(1).sum(1).numpy()
     assert gap[labels == FAKE].mean() > gap[labels == REAL].mean()  # the student departs from the teacher on fakes
 
 

@@ -89,7 +89,7 @@ def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_
     trials = main(load("gendet_margin_alpha"), argv)
     assert len(trials) == 9 and all(t.finished for t in trials)
     out = capsys.readouterr().out
-    assert "SYNTHETIC" in out and "features computed once for 9 trials: 1 view set(s) computed" in out
+    assert "SYNTHETIC" in out and "features computed once for 9 trials: 2 view set(s) computed" in out
     assert "GenDet Table 5" in out and "94.42 / 95.64" in out  # ours, with the paper's beside it
     assert all(len(t.history) == 5 for t in trials)  # --smoke: 1 teacher epoch, 1 rotation of (a, b, c), 1 classifier epoch
     assert "epoch 5/5 " in out
@@ -138,7 +138,7 @@ def test_one_gendet_run_without_ray_reads_the_feature_cache_the_sweeps_use(small
     assert aigid([*argv, "--save", str(tmp_path / "gendet.pt")]) == 0
     out = capsys.readouterr().out
     assert "gendet on ufd (SYNTHETIC)" in out and "epoch 5/5" in out and "test/mean/acc" in out
-    assert len([entry for entry in (tmp_path / "cache").iterdir() if (entry / "meta.json").is_file()]) == 1
+    assert len([entry for entry in (tmp_path / "cache").iterdir() if (entry / "meta.json").is_file()]) == 2  # train, test
     assert aigid([*argv, "--set", "margin=0"]) == 2 and "margin must be in (0, 4]" in capsys.readouterr().err
 
 

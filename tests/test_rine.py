@@ -72,7 +72,7 @@ def cached(ufd, tmp_path_factory):
                for extra in ({}, {"classes": 1, "without": "intermediate"}, {"without": "tie"})]
     requests = feature_requests(configs, ufd)
     tables, stats = extract(list(requests.values()), tmp_path_factory.mktemp("cache"), log=None)
-    assert stats["computed"] == 3  # 2 training views + 1 evaluation view, shared by all three configs
+    assert stats["computed"] == 4  # 2 training views + 1 val view + 1 test view, shared by all three configs
     return configs, dict(zip(requests, tables))
 
 
@@ -99,8 +99,9 @@ def test_trials_of_one_process_share_the_rows_loaded_on_the_device(ufd, cached):
     """A reused trial process (Tune's reuse_actors) reads the val + test rows from the store once."""
     configs, features = cached
     first, other = (RINETrainer(c, ufd, {"features": features}) for c in (configs[0], configs[2]))
-    assert other.held_out_tokens is first.held_out_tokens
-    assert other.held_out_tokens.dtype == torch.float16  # the stored dtype, widened per batch
+    assert other.held_out.test_tokens[0] is first.held_out.test_tokens[0]
+    assert other.held_out.val_tokens[0] is first.held_out.val_tokens[0]
+    assert other.held_out.test_tokens[0].dtype == torch.float16  # the stored dtype, widened per batch
 
 
 def test_the_first_epochs_of_a_longer_run_are_the_shorter_run(ufd, cached):

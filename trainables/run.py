@@ -130,8 +130,8 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
         print(f"[aigid] open {uri}/#/experiments/{experiment}/runs/{parent}?workflowType=machine_learning", flush=True)
     status, logger = "FAILED", None
     try:
-        shared = prepare(method, index, launch.configs, cache_dir=cache_dir,
-                         gpus=settings.gpus_per_trial)
+        shared = prepare(method, index, launch.configs, cache_dir=cache_dir, gpus=settings.gpus_per_trial,
+                         show=tracking.PrepareLines(client, parent))
         logger = tracking.SweepLogger(uri, experiment, parent, tags)
         epochs = [c.epochs for c in launch.configs]
         progress = Progress(search.total, sum(epochs) if settings.search == "grid" else search.total * epochs[0],

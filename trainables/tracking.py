@@ -150,6 +150,27 @@ def parent_run(client: MlflowClient, experiment: str, run_name: str, tags: dict,
     return run_id
 
 
+class PrepareLines:
+    """The shared preparation's lines, as they arrive: printed, and a progress line's numbers
+    (aigid.progress.ProgressLine: images/s, done fraction, ETA) logged on the parent run, with the
+    line itself as its `prepare_progress` tag, so the MLflow UI shows a long pass moving."""
+
+    def __init__(self, client: MlflowClient, parent_run_id: str):
+        self.client, self.parent_run_id, self.step = client, parent_run_id, 0
+
+    def __call__(self, line: str) -> None:
+        print(line, flush=True)
+        if not hasattr(line, "metrics"):
+            return
+        self.step += 1
+        now = int(time.time() * 1000)
+        try:
+            self.client.log_batch(self.parent_run_id, tags=[RunTag("prepare_progress", str(line))],
+                                  metrics=[Metric(key, value, now, self.step) for key, value in line.metrics().items()])
+        except Exception as error:  # noqa: BLE001 — a lost progress metric must not stop the pass
+            print(f"[aigid] MLflow logging failed: {type(error).__name__}: {error}", flush=True)
+
+
 class SweepLogger(tune.Callback):
     """Logs each trial to a child run of the sweep's parent run, from the driver.
 

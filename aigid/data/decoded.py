@@ -29,6 +29,7 @@ from aigid.data import perturb as perturbations
 from aigid.data.datasets import IndexedImages, collate_indexed
 from aigid.data.files import content_key
 from aigid.data.transforms import centre_crop_pixels
+from aigid.progress import PassProgress
 
 VERSION = 2  # 2: entries carry checksums
 IMAGES, OK = "images.npy", "ok.npy"
@@ -107,13 +108,14 @@ def _decode_into(partial: Path, entry: DecodedImages, pixels: _Pixels, num_worke
         ok = np.zeros(len(paths), dtype=bool)
         loader = DataLoader(IndexedImages(paths, pixels), batch_size=batch_size, num_workers=num_workers,
                             collate_fn=collate_indexed)
-        start = time.perf_counter()
+        start, progress = time.perf_counter(), PassProgress("test images decoded", len(paths), log)
         for first, (rows, batch) in zip(range(0, len(paths), batch_size), loader):  # in row order (no shuffle)
             block = np.zeros((min(batch_size, len(paths) - first), 3, crop, crop), np.uint8)
             if batch is not None:
                 block[rows.numpy() - first] = batch.numpy()
                 ok[rows.numpy()] = True
             images.append(block)
+            progress.advance(first + len(block))
         streamed = {IMAGES: images.close()}
         np.save(partial / OK, ok)
         seal(partial, streamed)

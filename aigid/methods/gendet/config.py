@@ -74,6 +74,9 @@ class GenDetConfig(FlatConfig):
     crop: int = 224  # paper silent: one centre crop per image, stored before training (§3.3)
     train_subset: str | None = None  # §4.1: sdv14 (GenImage), progan (UFD); None = by dataset
     test_subsets: tuple[str, ...] | None = None  # None = every test subset (§4.1: all)
+    # Tables 6-7: a dataset tested instead of the training root's test sets (CogView2, StyleGAN, IF, 1000 real +
+    # 1000 fake each), every set averaged; "synthetic" = a generated stand-in beside the synthetic training data.
+    test_root: str | None = None
     seed: int = 0  # initialisation and batch order
 
     @classmethod

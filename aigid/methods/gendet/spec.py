@@ -1,6 +1,7 @@
 """GenDet as aigid runs it: its four networks trained on the features of one frozen-CLIP pass per
 sweep (§3.3 stores the extractor's features before training)."""
 from aigid.features import SharedFeatures
+from aigid.methods.gendet.evaluate import evaluate
 from aigid.methods.gendet.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, GenDetConfig, CHOICES, TEST_SETS
 from aigid.methods.gendet.trainer import GenDetTrainer, check_data, feature_requests
 from aigid.methods.spec import MethodSpec
@@ -18,4 +19,5 @@ GENDET = MethodSpec(
     smoke=SMOKE_OVERRIDES,
     prepare=SharedFeatures(feature_requests),
     early_stopping=False,  # test/... is the teacher's until N_c trains, last
+    evaluate=evaluate,
 )

@@ -1,8 +1,10 @@
 """Training GenDet's networks on cached CLIP features, stage by stage (§3, §4.1).
 
-The frozen extractor E never runs inside a trial: `feature_requests` lists the one view set
-(a centre crop of every training and test image) that the grid needs, `aigid.features`
-computes it once per sweep, and `GenDetTrainer` trains on the stored features as §3.3 does.
+The frozen extractor E never runs inside a trial: `feature_requests` lists the view sets (a
+centre crop of every training image, clean; one of every test image per test dataset and
+`test_perturb`) that the grid needs, `aigid.features` computes them once per sweep, and
+`GenDetTrainer` trains on the stored features as §3.3 does. `EvalFeatures` scores a model on
+the test view set, for the trainer's reports and for `aigid eval` (aigid.methods.gendet.evaluate) alike.
 
 Schedule (`GenDetConfig.schedule`), one epoch per stage, AdamW throughout:
 teacher (cross-entropy, then frozen) → rotations × [(a) student on real features, eq. 1;
@@ -17,6 +19,7 @@ own head until the classifier is trained (the "Teacher" row of Tables 1-2), then
 """
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Iterator, Mapping
 
 import numpy as np
@@ -25,9 +28,13 @@ import torch.nn.functional as F
 
 from aigid.backbones import require_vit
 from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
+from aigid.data.layouts import scan
+from aigid.data.perturb import NONE
+from aigid.data.synthetic import ensure_synthetic
 from aigid.data.subsets import test_subsets, training_subset
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, tensor_view
+from aigid.methods.apn.config import SYNTHETIC_TEST_ROOT
 from aigid.methods.gendet.config import SMALL_IMAGES, TEST_SETS, GenDetConfig
 from aigid.methods.gendet.model import GenDet, margin_loss, squared_discrepancy
 from aigid.metrics import binary_metrics, per_subset_summary
@@ -38,8 +45,16 @@ EVAL_BATCH = 1024
 DEVICE_FEATURES_BYTES = 2 << 30
 
 
-def view_name(config: GenDetConfig) -> tuple:
-    return ("gendet", config.backbone, config.pretrained, config.crop)
+def train_view_name(config: GenDetConfig) -> tuple:
+    """The training images' view set: clean, whatever the test perturbation (Table 4 perturbs test images only)."""
+    return ("gendet", "train", config.backbone, config.pretrained, config.crop)
+
+
+def eval_view_name(config: GenDetConfig) -> tuple:
+    """The test images' view set: one per test dataset, perturbation and perturbation seed (clean: any seed)."""
+    seed = config.perturb_seed if config.test_perturb != NONE else 0
+    return ("gendet", "test", config.backbone, config.pretrained, config.crop, config.test_root, config.test_perturb,
+            seed)
 
 
 def select_training_samples(index: DatasetIndex, config: GenDetConfig):
@@ -47,24 +62,110 @@ def select_training_samples(index: DatasetIndex, config: GenDetConfig):
     return training_subset(index, config.train_subset, None, config.seed)
 
 
+def open_test_index(config: GenDetConfig, index: DatasetIndex) -> DatasetIndex:
+    """The dataset tested: `index`, or the one at `test_root` (Tables 6-7), scanned; "synthetic" writes/reuses a
+    UFD-layout stand-in beside a synthetic `index`."""
+    if config.test_root is None:
+        return index
+    root = config.test_root
+    if root == SYNTHETIC_TEST_ROOT:
+        if not index.synthetic:
+            raise DataError("test_root='synthetic' pairs only with the synthetic training stand-in; "
+                            "pass test_root=<the cross-dataset test images' root>")
+        root = ensure_synthetic(Path(index.root).parent / "synthetic-gendet-cross-dataset", layout="ufd", n_train=1)
+    return scan(root)
+
+
 def select_test_samples(index: DatasetIndex, config: GenDetConfig) -> dict:
     return test_subsets(index, config.test_subsets)
 
 
-def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
-    """One view set per (backbone, weights, crop): every training and test image the grid's configs
-    read, centre-cropped, with the union of their outputs (embedding and/or patch tokens)."""
+def _view_set(group: list, paths: set, root: str, label: str, *, perturb: str = NONE) -> FeatureRequest:
+    """Centre crops of `paths` with the union of the group's outputs (embedding and/or patch tokens)."""
+    first = group[0]
+    return FeatureRequest(first.backbone, first.pretrained, tuple({c.output for c in group}), tuple(paths),
+                          FixedView(test_transform(first.crop, small=SMALL_IMAGES)), label=label, root=root,
+                          perturb=perturb, perturb_seed=first.perturb_seed)
+
+
+def _grouped(configs, name_of) -> dict[tuple, list]:
     groups: dict[tuple, list] = {}
     for config in configs:
-        groups.setdefault(view_name(config), []).append(config)
+        groups.setdefault(name_of(config), []).append(config)
+    return groups
+
+
+def eval_feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
+    """The test view sets of `configs` (all `evaluate` reads): centre crops of the test images, perturbed by
+    `test_perturb` drawn per path below the test dataset's root, with the union of the configs' outputs."""
     requests = {}
-    for name, group in groups.items():
-        _, backbone, pretrained, crop = name
-        paths = {s.path for c in group for s in select_training_samples(index, c)}
-        paths |= {s.path for c in group for samples in select_test_samples(index, c).values() for s in samples}
-        requests[name] = FeatureRequest(backbone, pretrained, tuple({c.output for c in group}), tuple(paths),
-                                        FixedView(test_transform(crop, small=SMALL_IMAGES)), label=f"{backbone} centre crop, train + test")
+    for name, group in _grouped(configs, eval_view_name).items():
+        test_index = open_test_index(group[0], index)
+        paths = {s.path for c in group for samples in select_test_samples(test_index, c).values() for s in samples}
+        perturb = group[0].test_perturb
+        requests[name] = _view_set(group, paths, str(test_index.root),
+                                   f"{group[0].backbone} centre crop, test, {perturb}", perturb=perturb)
     return requests
+
+
+def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
+    """The view sets a grid reads: one clean view set of the training images per (backbone, weights, crop), and
+    the test view sets (`eval_feature_requests`): a robustness grid computes its training features once."""
+    requests = {name: _view_set(group, {s.path for c in group for s in select_training_samples(index, c)},
+                                str(index.root), f"{group[0].backbone} centre crop, train")
+                for name, group in _grouped(configs, train_view_name).items()}
+    return {**requests, **eval_feature_requests(configs, index)}
+
+
+def _features(table: FeatureTable, config: GenDetConfig, device: torch.device) -> torch.Tensor:
+    """The table's rows of `config.output` (float16, shared with the table), moved to a GPU when small enough
+    (batches are then gathered on the GPU, no copies)."""
+    features = tensor_view(table, config.output)
+    if device.type == "cuda" and features.nbytes <= DEVICE_FEATURES_BYTES:
+        features = features.to(device)
+    return features
+
+
+def rows_of(features: torch.Tensor, rows: np.ndarray, device: torch.device) -> torch.Tensor:
+    """Feature rows as float32 on `device`."""
+    return features[torch.from_numpy(rows).to(features.device)].to(device, non_blocking=True).float()
+
+
+class EvalFeatures:
+    """The test images' cached features per subset and the subsets `test/mean/*` averages: what the trainer's
+    reports and `evaluate` (aigid eval) both score, with the same code, so they agree by construction."""
+
+    def __init__(self, config: GenDetConfig, index: DatasetIndex, features: Mapping, device: torch.device):
+        test_index = open_test_index(config, index)
+        table: FeatureTable = features[eval_view_name(config)]
+        self.device = device
+        self.features = _features(table, config, device)
+        self.parts = {subset: LabelledRows(table, samples)
+                      for subset, samples in select_test_samples(test_index, config).items()}
+        # Tables 6-7 average every set of the other dataset; otherwise the paper's sets (TEST_SETS).
+        self.averaged = sorted(self.parts) if config.test_root else TEST_SETS.averaged(index.layout, self.parts)
+        self.skipped = sum(part.skipped for part in self.parts.values())
+
+    def x(self, rows: np.ndarray) -> torch.Tensor:
+        return rows_of(self.features, rows, self.device)
+
+    @torch.no_grad()
+    def scores(self, model: GenDet, rows: np.ndarray, detector: str) -> np.ndarray:
+        """P(fake) of `detector` ("teacher": the teacher's head; "gendet": eq. 5) for test feature rows."""
+        model.eval()
+        score = model.teacher_logit if detector == "teacher" else model
+        return torch.cat([torch.sigmoid(score(self.x(rows[i:i + EVAL_BATCH]))).cpu()
+                          for i in range(0, len(rows), EVAL_BATCH)]).numpy()
+
+    def metrics(self, model: GenDet, detector: str) -> dict:
+        """ACC@0.5 / AP per test subset (`test/<subset>/...`) and their mean over `averaged` (`test/mean/...`)."""
+        return per_subset_summary({subset: binary_metrics(self.scores(model, part.rows, detector), part.labels.numpy())
+                                   for subset, part in self.parts.items()}, averaged=self.averaged)
+
+
+def detector_after(stage: str) -> str:
+    """The detector that exists once `stage` has run: N_c after the classifier's epochs, else the teacher's head."""
+    return "gendet" if stage == "classifier" else "teacher"
 
 
 class GenDetTrainer:
@@ -75,17 +176,14 @@ class GenDetTrainer:
         config.require_resolved()
         self.config = config
         self.device = torch.device(device)
-        table: FeatureTable = shared["features"][view_name(config)]
-        self.features = tensor_view(table, config.output)  # float16, shared with the table
-        if self.device.type == "cuda" and self.features.nbytes <= DEVICE_FEATURES_BYTES:
-            self.features = self.features.to(self.device)  # batches are then gathered on the GPU, no copies
+        table: FeatureTable = shared["features"][train_view_name(config)]
+        self.features = _features(table, config, self.device)
         self.train = LabelledRows(table, select_training_samples(index, config))
         self.real_rows = self.train.rows[self.train.labels.numpy() == REAL]
         self.fake_rows = self.train.rows[self.train.labels.numpy() == FAKE]
         self.row_labels = np.zeros(len(table.paths), dtype=np.float32)  # label by feature row, for batches
         self.row_labels[self.train.rows] = self.train.labels.numpy()
-        self.tests = {subset: LabelledRows(table, samples) for subset, samples in select_test_samples(index, config).items()}
-        self.averaged = TEST_SETS.averaged(index.layout, self.tests)
+        self.tests = EvalFeatures(config, index, shared["features"], self.device)
         torch.manual_seed(config.seed)
         self.model = GenDet(self.features.shape[1:], config).to(self.device)
         m = self.model
@@ -103,8 +201,7 @@ class GenDetTrainer:
 
     # ------------------------------------------------------------------ data
     def _x(self, rows: np.ndarray) -> torch.Tensor:
-        rows = torch.from_numpy(rows).to(self.features.device)
-        return self.features[rows].to(self.device, non_blocking=True).float()
+        return rows_of(self.features, rows, self.device)
 
     def _batches(self, rows: np.ndarray) -> Iterator[np.ndarray]:
         for batch in torch.randperm(len(rows), generator=self.generator).split(self.config.batch_size):
@@ -198,21 +295,13 @@ class GenDetTrainer:
         return self._epoch(self.train.rows, "classifier", (m.classifier,), loss)
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
-    def scores(self, rows: np.ndarray, *, detector: str) -> np.ndarray:
-        """P(fake) of `detector` ("teacher": the teacher's head; "gendet": eq. 5) for feature rows."""
-        self.model.eval()
-        score = self.model.teacher_logit if detector == "teacher" else self.model
-        return torch.cat([torch.sigmoid(score(self._x(rows[i:i + EVAL_BATCH]))).cpu()
-                          for i in range(0, len(rows), EVAL_BATCH)]).numpy()
-
-    def evaluate(self, detector: str) -> dict:
-        """ACC@0.5 / AP per test subset (`test/<subset>/...`) and their mean over the paper's (`test/mean/...`)."""
-        return per_subset_summary({subset: binary_metrics(self.scores(part.rows, detector=detector), part.labels.numpy())
-                                   for subset, part in self.tests.items()}, averaged=self.averaged)
+    def evaluate(self, detector: str | None = None) -> dict:
+        """The test metrics of `detector` ("teacher" or "gendet", `EvalFeatures.scores`) as the model stands; by
+        default the detector the variant ends with (the teacher's head for "teacher", else N_c)."""
+        return self.tests.metrics(self.model, detector or detector_after(self.schedule[-1]))
 
     def _report(self, stage: str) -> dict:
-        if stage == "classifier":
+        if detector_after(stage) == "gendet":
             return self.evaluate("gendet")
         if stage != "teacher" and self._teacher_report is None:  # the teacher is frozen from here on
             self._teacher_report = self.evaluate("teacher")
@@ -225,7 +314,7 @@ class GenDetTrainer:
             stage = self.schedule[self.epoch]
             loss = stages[stage]()
             self.epoch += 1
-            skipped = self.train.skipped + sum(p.skipped for p in self.tests.values())
+            skipped = self.train.skipped + self.tests.skipped
             yield {"epoch": self.epoch, "step": self.step, "epoch_end": True, "train/loss": loss,
                    f"train/{stage}_loss": loss, "data/skipped_files": skipped, **self._report(stage)}
 
@@ -255,4 +344,4 @@ def check_data(config: GenDetConfig, index: DatasetIndex) -> None:
         missing = "real" if REAL not in labels else "fake"
         raise DataError(f"GenDet trains its teacher and classifier on real and fake images, but training subset "
                         f"'{subset}' of {index.root} has no {missing} images; add them or pick another train_subset")
-    select_test_samples(index, config)
+    select_test_samples(open_test_index(config, index), config)

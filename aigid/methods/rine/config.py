@@ -24,6 +24,8 @@ CHOICES = {  # where the paper is silent (aigid.methods.spec.MethodSpec.choices)
 ABLATIONS = (None, "contrastive", "tie", "intermediate")  # Table 4: the full model, then "w/o ..."
 TAPS = ("ln_2", "block")
 SELECTIONS = ("val", "test")
+TEST_CROPS = (1, 10)
+SYNTHETIC_TEST_ROOT = "synthetic"  # test_root value: a test stand-in beside a synthetic training set
 
 # (xi, q, d') of the three best 1-epoch configurations per class setting, which §5.4 trains
 # longer: Table 1's (the best, §5.5 uses it alone) first, then the other two as named by the
@@ -58,6 +60,8 @@ class RINEConfig(FlatConfig):
     crop: int = 224  # §4.2: random crop 224 (train), centre crop 224 (test), no resizing
     blur_prob: float = 0.5  # §4.2 (CNNDetection recipe): Gaussian blur, σ ~ U[0, 3], on half the training views
     jpeg_prob: float = 0.5  # §4.2 (CNNDetection recipe): JPEG at quality 30 or 100 on half the training views
+    test_root: str | None = None  # Table 6 (§5.8): a dataset scored instead of the training root's tests ("synthetic": stand-in)
+    test_crops: int = 1  # 1: the centre crop (§4.2); 10: ten-crop, P(fake) averaged over the crops (Table 6, §5.8)
     select_on: str = "test"  # §4.4 and the authors' best_configs(): best config by test ACC + AP; "val": held-out val
     seed: int = 0  # head init, batch order, dropout, and the augmentation of the cached training views
 
@@ -70,6 +74,9 @@ class RINEConfig(FlatConfig):
             value = getattr(self, name)
             if not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.test_crops not in TEST_CROPS:
+            raise ValueError(f"test_crops must be one of {TEST_CROPS} (the centre crop, or ten-crop as §5.8), "
+                             f"got {self.test_crops!r}")
         if not self.xi >= 0:
             raise ValueError(f"xi must be >= 0 (the SupCon factor of eq. 5), got {self.xi!r}")
         for name in ("lr", "temperature"):

@@ -17,6 +17,7 @@ import torch
 
 from aigid.errors import ConfigError
 from aigid.methods.released import check_shapes, read_state, require_format
+from aigid.methods.rine.config import RINEConfig
 from aigid.methods.rine.model import RINEHead
 
 # aigid's key prefix -> the authors'. The Sequentials are built alike (dropout first, then q x
@@ -65,3 +66,12 @@ def load(path) -> tuple[RINEHead, Architecture]:
     mapped["alpha"] = mapped["alpha"][0]
     head.load_state_dict(mapped, strict=True)
     return head.eval(), arch
+
+
+def released(path) -> tuple[dict, dict]:
+    """MethodSpec.released: the file at `path` -> (flat overrides: the authors' backbone and tap with q and d'
+    read off it; {"model": its head in aigid's key names, "config": those overrides as a flat RINEConfig}).
+    A --backbone/--pretrained given on top must have the file's blocks and width (`evaluate` checks)."""
+    head, arch = load(path)
+    overrides = {"backbone": "ViT-L-14", "pretrained": "openai", "tap": "ln_2", "q": arch.q, "proj_dim": arch.proj_dim}
+    return overrides, {"model": head.state_dict(), "config": RINEConfig.from_flat(overrides).to_flat()}

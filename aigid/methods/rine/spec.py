@@ -1,7 +1,10 @@
 """RINE as aigid runs it: heads trained on the features of one frozen-CLIP pass per sweep."""
 from aigid.features import SharedFeatures
 from aigid.methods.rine.config import OFFLINE_OVERRIDES, SMOKE_OVERRIDES, RINEConfig, CHOICES, TEST_SETS
-from aigid.methods.rine.trainer import RINETrainer, check_data, feature_requests
+from aigid.methods.rine.released import released
+from aigid.methods.rine.scoring import evaluate
+from aigid.methods.rine.trainer import RINETrainer, check_data
+from aigid.methods.rine.views import feature_requests
 from aigid.methods.spec import MethodSpec
 from aigid.selection import Selection
 
@@ -28,4 +31,6 @@ RINE = MethodSpec(
     smoke=SMOKE_OVERRIDES,
     prepare=SharedFeatures(feature_requests),
     selection=RINESelection(source="RINE §4.4: ACC + AP"),
+    evaluate=evaluate,
+    released=released,
 )

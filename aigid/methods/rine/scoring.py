@@ -1,0 +1,105 @@
+"""How RINE is scored, written once for the trainer's per-epoch report and for `evaluate`
+(`aigid eval`): the same head, the same rows, the same arithmetic, hence the same numbers.
+
+`HeldOut` holds the test rows (and, for the trainer, the val rows) on the device; P(fake) of an
+image is the sigmoid of the head's logit, averaged over its test crops (one centre crop, or ten
+as §5.8); ACC at 0.5 and AP per test set, their mean over the paper's 20 (`TEST_SETS`).
+"""
+from __future__ import annotations
+
+from typing import Mapping
+
+import numpy as np
+import torch
+
+from aigid.data.index import DatasetIndex
+from aigid.errors import ConfigError
+from aigid.features import LabelledRows, SharedFeatures
+from aigid.methods.rine.config import TEST_SETS, RINEConfig
+from aigid.methods.rine.model import RINEHead
+from aigid.methods.rine.views import (select_test_samples, select_validation_samples, scored_index, scored_requests,
+                                      scored_view_names, val_view_name)
+from aigid.metrics import binary_metrics, held_out_summary
+from aigid.resident import resident_rows
+
+EVAL_BATCH = 4096  # rows per scoring batch: at d' 1024 and 24 blocks, a 0.4 GB float32 activation
+
+
+def build_head(config: RINEConfig, n_blocks: int, width: int) -> RINEHead:
+    """The head `config` describes on a backbone of `n_blocks` x `width` tokens (Table 4's ablations included)."""
+    last_only = config.without == "intermediate"
+    return RINEHead(1 if last_only else n_blocks, width, config.q, config.proj_dim,
+                    tie=config.without not in ("tie", "intermediate"), dropout=config.dropout)
+
+
+def head_input(config: RINEConfig, tokens: torch.Tensor) -> torch.Tensor:
+    """Stored (float16) rows -> the head's float32 input; the last block only for "w/o intermediate"."""
+    return (tokens[:, -1:] if config.without == "intermediate" else tokens).float()
+
+
+def load_whole(model: torch.nn.Module, weights: Mapping, what: str) -> None:
+    """`weights` into `model`, every key present and shaped alike, or one ConfigError naming the first that is not."""
+    expected = model.state_dict()
+    for key, value in expected.items():
+        if key not in weights:
+            raise ConfigError(f"{what} lacks {key!r}: this RINE head expects it with shape {list(value.shape)}")
+        if tuple(weights[key].shape) != tuple(value.shape):
+            raise ConfigError(f"{what}: {key!r} has shape {list(weights[key].shape)}, this RINE head expects "
+                              f"{list(value.shape)} (check --backbone, q, proj_dim and without)")
+    extra = sorted(set(weights) - set(expected))
+    if extra:
+        raise ConfigError(f"{what} has {extra[0]!r}, which this RINE head does not have (check q and without)")
+    model.load_state_dict(weights, strict=True)
+
+
+class HeldOut:
+    """The test sets of `config` (and the val images, `with_val`) as rows on `device`, scored as RINE scores."""
+
+    def __init__(self, config: RINEConfig, index: DatasetIndex, features: Mapping, device, *, with_val: bool):
+        self.config = config
+        tested = scored_index(config, index)
+        views = [features[name] for name in scored_view_names(config)]
+        self.tests = {subset: LabelledRows(views[0], samples) for subset, samples in select_test_samples(tested).items()}
+        self.averaged = TEST_SETS.averaged(tested.layout, self.tests)
+        rows = np.concatenate([part.rows for part in self.tests.values()])
+        self.test_tokens = [resident_rows(view, config.output, rows, device) for view in views]  # per crop
+        validation = select_validation_samples(index, config) if with_val else []
+        self.val = LabelledRows(features[val_view_name(config)], validation) if validation else None
+        self.val_tokens = [resident_rows(self.val.table, config.output, self.val.rows, device)] if self.val else []
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(blocks, width) of the stored tokens."""
+        return tuple(self.test_tokens[0].shape[1:])
+
+    @torch.no_grad()
+    def scores(self, model: RINEHead, crops: list[torch.Tensor]) -> np.ndarray:
+        """P(fake) per row, the mean over `crops` (each the same rows in another crop), EVAL_BATCH rows at a time."""
+        model.eval()
+        per_crop = [torch.cat([torch.sigmoid(model(head_input(self.config, chunk))[0])
+                               for chunk in tokens.split(EVAL_BATCH)]) for tokens in crops]
+        return torch.stack(per_crop).mean(dim=0).cpu().numpy()
+
+    def metrics(self, model: RINEHead) -> dict:
+        """ACC/AP per test set (`test/<subset>/...`, `test/mean/...` over the paper's) and, with val, `val/...`."""
+        ends = np.cumsum([len(part.rows) for part in self.tests.values()])
+        scores = dict(zip(map(id, self.tests.values()), np.split(self.scores(model, self.test_tokens), ends[:-1])))
+        if self.val is not None:
+            scores[id(self.val)] = self.scores(model, self.val_tokens)
+        return held_out_summary(lambda part: binary_metrics(scores[id(part)], part.labels.numpy()),
+                                self.tests, self.val, self.averaged)
+
+
+def _scored_requests(configs, index: DatasetIndex) -> dict:
+    return {name: request for c in configs for name, request in scored_requests(c, index, (c.output,)).items()}
+
+
+def evaluate(config: RINEConfig, state: Mapping, index: DatasetIndex, context) -> dict:
+    """MethodSpec.evaluate: the head of `state` (a trainer's, or `released`'s) loaded whole and scored on
+    the test view sets alone (read from the feature store, or computed once into it); no training or
+    val image is read. The `test/...` metrics the trainer reports for the same config and data."""
+    features = SharedFeatures(_scored_requests)(index, [config], context)["features"]
+    held_out = HeldOut(config, index, features, context.device, with_val=False)
+    model = build_head(config, *held_out.shape).to(context.device)
+    load_whole(model, state["model"], "the checkpoint")
+    return held_out.metrics(model)
