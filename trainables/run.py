@@ -89,8 +89,10 @@ def report_folder(storage: str, run_name: str) -> str:
     return os.path.abspath(os.path.join(base, run_name, "report"))
 
 
-def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str) -> list[Trial]:
-    """Launch (or resume) the sweep under a parent MLflow run; print and log the paper's table."""
+def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str, *,
+              nest_under: str | None = None) -> list[Trial]:
+    """Launch (or resume) the sweep under a parent MLflow run; print and log the paper's table.
+    `nest_under`: a run the parent itself nests below (sweeps/compare.py: one child per detector)."""
     start_ray(settings.address)
     check_fits(settings.cpus_per_trial, settings.gpus_per_trial)
     method = sweep.method
@@ -103,6 +105,7 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
     tags = {"method": method.name, "sweep": sweep.name, "dataset": index.layout, "data_root": index.root,
             "synthetic": str(index.synthetic).lower(), "git_commit": tracking.git_commit(),
             "ray_job_id": ray.get_runtime_context().get_job_id(), "aigid_run": run_name}
+    parent_tags = {**tags, **({"mlflow.parentRunId": nest_under} if nest_under else {})}
     optuna_axes = sweep.single_grid(settings.synthetic) if settings.search == "optuna" else {}
     search = search_for(settings, launch.points, optuna_axes, method.selection.describe(launch.points[0]),
                         max(c.epochs for c in launch.configs))
@@ -119,7 +122,7 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
     if stored is not None:
         check_unchanged(run_name, stored, recorded)
     store_settings(storage, run_name, recorded)
-    parent = found or tracking.parent_run(client, experiment, run_name, tags, params)
+    parent = found or tracking.parent_run(client, experiment, run_name, parent_tags, params)
     if found:
         client.update_run(found, status="RUNNING")
     print(f"[aigid] MLflow: experiment '{sweep.name}', parent run {parent} at {uri}", flush=True)
