@@ -9,6 +9,14 @@ os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ["AIGID_CHECKPOINT_EVERY_S"] = "0"
 
 
+def pytest_collection_modifyitems(items):
+    """A test that starts Ray (the `ray_session` fixture) is a multi-process test: marked slow, so `make test`
+    stays minutes long and `make test-all` (CI) runs it."""
+    for item in items:
+        if "ray_session" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session")
 def ray_session():
     """A real local Ray, started once for the whole session (starting one costs seconds)."""

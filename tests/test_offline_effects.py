@@ -14,6 +14,8 @@ from aigid.data.synthetic import GENIMAGE, ensure_synthetic
 from aigid.methods import METHODS
 from aigid.methods.spec import PrepareContext
 
+pytestmark = pytest.mark.slow  # each test trains a stand-in for minutes: make test-all (CI) runs them
+
 CLEARLY_ABOVE_CHANCE = 0.65
 
 
