@@ -118,7 +118,8 @@ def tables_text(finished: Finished, sweeps: dict) -> str:
     them when no script under sweeps/ has its name (a sweep defined elsewhere)."""
     sweep = sweeps.get(finished.meta["sweep"])
     if sweep is None:
-        return f"(as printed when it ended; no sweeps/ script defines {finished.meta['sweep']!r})\n{finished.summary}"
+        return (f"(as printed when it ended: {finished.meta['sweep']!r} is not a Sweep of sweeps/ that recomputes its "
+                f"tables, e.g. compare.py's five sweeps in one)\n{finished.summary}")
     return "\n\n".join(map(str, sweep.tables(finished.trials)))
 
 
