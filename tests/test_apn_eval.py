@@ -4,7 +4,7 @@ import torch
 
 from aigid.data.layouts import scan
 from aigid.errors import ConfigError
-from aigid.methods.apn import OFFLINE_OVERRIDES, APNConfig, APNTrainer
+from aigid.methods.apn import OFFLINE_OVERRIDES, APNTrainer
 from aigid.methods.apn.spec import APN
 from aigid.methods.spec import PrepareContext
 
