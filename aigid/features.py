@@ -131,10 +131,8 @@ class FeatureRequest:
                      "weights": _weights_id(self.backbone, self.pretrained), "transform": repr(self.transform),
                      "view": self.view, "seed": self.seed, "outputs": list(self.outputs), "images": len(self.paths),
                      "precision": self.precision}
-        if self.perturb != perturbations.NONE:  # clean view sets keep the keys they were stored under
-            described["perturb"] = {"spec": perturbations.parsed(self.perturb).cache_key(), "seed": self.perturb_seed,
-                                    "relative_to_root": bool(self.root)}
-        return described
+        perturb = perturbations.described(self.perturb, self.perturb_seed, self.root)
+        return {**described, "perturb": perturb} if perturb else described
 
     def key(self) -> str:
         """Content hash of everything that decides the features (stats every image file)."""

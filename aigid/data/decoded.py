@@ -74,10 +74,8 @@ def decode_once(paths, crop: int, cache_dir, *, small: str, num_workers: int = 0
     bytes needed when --cache-dir lacks room)."""
     paths, cache_dir = tuple(sorted(set(paths))), Path(cache_dir)
     described = {"version": VERSION, "what": "uint8 centre crops", "crop": crop, "small": small}
-    if perturb != perturbations.NONE:  # clean entries keep their keys
-        described["perturb"] = {"spec": perturbations.parsed(perturb).cache_key(), "seed": perturb_seed,
-                                "relative_to_root": bool(root)}
-    key = content_key(described, paths)
+    perturbed = perturbations.described(perturb, perturb_seed, root)
+    key = content_key({**described, "perturb": perturbed} if perturbed else described, paths)
     folder = cache_dir / f"decoded-{key}"
     entry = DecodedImages(str(folder), paths, crop)
     note = log or warnings.warn  # a damaged or leftover entry is said even when progress is not

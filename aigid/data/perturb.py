@@ -261,6 +261,13 @@ def apply(spec: str, img: Image.Image, *, seed: int, path: str, root: str = "") 
     return parsed(spec)(img, seed=seed, key=os.path.relpath(path, root) if root else path)
 
 
+def described(spec: str, seed: int, root: str) -> dict | None:
+    """What a cache key must hold of a perturbation (None for "none": clean entries keep their keys)."""
+    if spec == NONE:
+        return None
+    return {"spec": parsed(spec).cache_key(), "seed": seed, "relative_to_root": bool(root)}
+
+
 def _error(spec: str, problem: str, *, list_all: bool = True) -> ConfigError:
     help_ = (f"; valid: {_valid()}; combine with '+', '@P' (0-1) perturbs each image with probability P, "
              f"e.g. 'jpeg=30+blur=3@0.5'") if list_all else ""
