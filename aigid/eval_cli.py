@@ -164,9 +164,6 @@ def write(folder: str, method: MethodSpec, trial: Trial, tables: list, text: str
 def evaluate(args) -> int:
     method = METHODS[args.method]
     try:
-        if method.evaluate is None:
-            raise ConfigError(f"{method.name} has no evaluation-only path yet (its MethodSpec.evaluate): "
-                              f"score it by training, `aigid train {method.name}`")
         source = from_run(method, args.run_dir) if args.run_dir else from_checkpoint(method, args.checkpoint)
         index, offline = open_data(method, args.data or source.data_root, args.layout)
         config = method.resolve({**offline, **source.flat, **flags(args)}, index)
@@ -186,7 +183,7 @@ def evaluate(args) -> int:
     if source.reported:
         text += "\n\n" + "\n".join(f"{key}: the sweep reported {source.reported.get(key, float('nan')):.6f}, "
                                    f"eval gives {metrics[key]:.6f}" for key in HEADLINE)
-    out = os.path.abspath(args.out or os.path.join("aigid_eval", f"{method.name}-{time.strftime('%Y%m%d-%H%M%S')}"))
+    out = os.path.abspath(args.out or os.path.join("aigid_eval", f"{method.name}-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"))
     write(out, method, trial, tables, text, {"run": os.path.basename(out), "axes": {}, "synthetic": index.synthetic,
                                              "data_root": None if index.synthetic else str(index.root),
                                              "evaluated": source.where})
