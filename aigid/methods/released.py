@@ -61,6 +61,13 @@ def require_format(state: Mapping, method: str, path) -> None:
     raise ConfigError(f"{path} is not {FORMATS[method].what}: {found}")
 
 
+def load_whole(model: torch.nn.Module, weights: Mapping[str, torch.Tensor], path, what: str) -> None:
+    """`weights` into `model` strictly, after `check_shapes` against the model's own: a half-loaded model is
+    never scored (aigid eval), a file of another architecture is one line naming the first odd key."""
+    check_shapes(weights, {key: value.shape for key, value in model.state_dict().items()}, path, what)
+    model.load_state_dict(weights, strict=True)
+
+
 def check_shapes(state: Mapping[str, torch.Tensor], expected: Mapping[str, torch.Size], path, what: str) -> None:
     """ConfigError at the first key missing from `state`, not expected, or of another shape."""
     for key, shape in expected.items():

@@ -14,7 +14,7 @@ from aigid.data.transforms import test_transform
 from aigid.methods.apn.config import IMAGENET_MEAN, IMAGENET_STD, SMALL_IMAGES, TEST_SETS, APNConfig
 from aigid.methods.apn.model import ABLATIONS, APN
 from aigid.methods.apn.samples import select_all_tests
-from aigid.methods.released import check_shapes
+from aigid.methods.released import load_whole
 from aigid.metrics import binary_metrics, per_subset_summary
 
 
@@ -66,9 +66,7 @@ def load_model(config: APNConfig, state: dict, device: torch.device) -> APN:
     bare = dataclasses.replace(config, freq_weights=None, spatial_weights=None, spectrum_weights=None)
     model = APN(bare, ABLATIONS[config.ablation])  # architecture only: every weight comes from `state`
     weights = state.get("model", {})
-    check_shapes(weights, {k: v.shape for k, v in model.state_dict().items()}, "the checkpoint",
-                 f"APN ({config.ablation})")
-    model.load_state_dict(weights)
+    load_whole(model, weights, "the checkpoint", f"APN ({config.ablation})")
     return model.to(device)
 
 

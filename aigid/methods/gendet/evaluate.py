@@ -14,7 +14,7 @@ from aigid.features import SharedFeatures
 from aigid.methods.gendet.config import GenDetConfig
 from aigid.methods.gendet.model import GenDet
 from aigid.methods.gendet.trainer import EvalFeatures, detector_after, eval_feature_requests
-from aigid.methods.released import check_shapes
+from aigid.methods.released import load_whole
 from aigid.methods.spec import PrepareContext
 
 eval_features = SharedFeatures(eval_feature_requests)
@@ -38,7 +38,5 @@ def evaluate(config: GenDetConfig, state: dict, index: DatasetIndex, context: Pr
     device = torch.device(context.device)
     tests = EvalFeatures(config, index, features, device)
     model = GenDet(tests.features.shape[1:], config)
-    expected = {key: value.shape for key, value in model.state_dict().items()}
-    check_shapes(state["model"], expected, "the checkpoint", f"GenDet ({config.tokens} reading, width {config.width})")
-    model.load_state_dict(state["model"], strict=True)
+    load_whole(model, state["model"], "the checkpoint", f"GenDet ({config.tokens} reading, width {config.width})")
     return tests.metrics(model.to(device), detector)

@@ -16,7 +16,7 @@ from aigid.data.subsets import test_subsets
 from aigid.data.transforms import test_transform
 from aigid.methods.lol.config import SMALL_IMAGES, TEST_SETS, LoLConfig
 from aigid.methods.lol.model import LoLDetector
-from aigid.methods.released import check_shapes
+from aigid.methods.released import load_whole
 from aigid.metrics import binary_metrics, per_subset_summary
 
 
@@ -101,9 +101,7 @@ def load_detector(config: LoLConfig, state: dict, device) -> LoLDetector:
     """The detector of a trainer's `state`, loaded whole: a ConfigError names the first key missing or misshapen."""
     model = LoLDetector(config.backbone, None)  # architecture only: every weight comes from `state`
     weights = state.get("model", {})
-    check_shapes(weights, {k: v.shape for k, v in model.state_dict().items()}, "the checkpoint",
-                 f"LoL's {config.backbone} detector")
-    model.load_state_dict(weights)
+    load_whole(model, weights, "the checkpoint", f"LoL's {config.backbone} detector")
     return model.to(device)
 
 

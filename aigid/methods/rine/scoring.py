@@ -13,8 +13,8 @@ import numpy as np
 import torch
 
 from aigid.data.index import DatasetIndex
-from aigid.errors import ConfigError
 from aigid.features import LabelledRows, SharedFeatures
+from aigid.methods.released import load_whole
 from aigid.methods.rine.config import TEST_SETS, RINEConfig
 from aigid.methods.rine.model import RINEHead
 from aigid.methods.rine.views import (select_test_samples, select_validation_samples, scored_index, scored_requests,
@@ -35,21 +35,6 @@ def build_head(config: RINEConfig, n_blocks: int, width: int) -> RINEHead:
 def head_input(config: RINEConfig, tokens: torch.Tensor) -> torch.Tensor:
     """Stored (float16) rows -> the head's float32 input; the last block only for "w/o intermediate"."""
     return (tokens[:, -1:] if config.without == "intermediate" else tokens).float()
-
-
-def load_whole(model: torch.nn.Module, weights: Mapping, what: str) -> None:
-    """`weights` into `model`, every key present and shaped alike, or one ConfigError naming the first that is not."""
-    expected = model.state_dict()
-    for key, value in expected.items():
-        if key not in weights:
-            raise ConfigError(f"{what} lacks {key!r}: this RINE head expects it with shape {list(value.shape)}")
-        if tuple(weights[key].shape) != tuple(value.shape):
-            raise ConfigError(f"{what}: {key!r} has shape {list(weights[key].shape)}, this RINE head expects "
-                              f"{list(value.shape)} (check --backbone, q, proj_dim and without)")
-    extra = sorted(set(weights) - set(expected))
-    if extra:
-        raise ConfigError(f"{what} has {extra[0]!r}, which this RINE head does not have (check q and without)")
-    model.load_state_dict(weights, strict=True)
 
 
 class HeldOut:
@@ -101,5 +86,5 @@ def evaluate(config: RINEConfig, state: Mapping, index: DatasetIndex, context) -
     features = SharedFeatures(_scored_requests)(index, [config], context)["features"]
     held_out = HeldOut(config, index, features, context.device, with_val=False)
     model = build_head(config, *held_out.shape).to(context.device)
-    load_whole(model, state["model"], "the checkpoint")
+    load_whole(model, state["model"], "the checkpoint", "this RINE head")
     return held_out.metrics(model)

@@ -21,7 +21,7 @@ from aigid.data.index import FAKE, REAL, DataError, DatasetIndex
 from aigid.data.subsets import test_subsets
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureTable, FixedView, LabelledRows, SharedFeatures, tensor_view
-from aigid.methods.released import check_shapes
+from aigid.methods.released import load_whole
 from aigid.methods.rine.config import CLASS_SETTINGS
 from aigid.methods.univfd.config import ALL_CLASSES, OUTPUT, SMALL_IMAGES, TEST_SETS, UnivFDConfig
 from aigid.methods.spec import OneModelCheckpoints, PrepareContext
@@ -236,7 +236,5 @@ def evaluate(config: UnivFDConfig, state: Mapping, index: DatasetIndex, context:
     width = features.shape[1]
     model = nn.Linear(width, 1)
     weights = state.get("model", {})
-    check_shapes(weights, {k: v.shape for k, v in model.state_dict().items()}, "the checkpoint",
-                 f"a UnivFD probe on the {width}-d embedding of {config.backbone}")
-    model.load_state_dict(weights, strict=True)
+    load_whole(model, weights, "the checkpoint", f"a UnivFD probe on the {width}-d embedding of {config.backbone}")
     return report_on(model.to(device), device, index, parts_for_tests(table, index), features)
