@@ -120,6 +120,12 @@ class FlatConfig:
             perturb.parse(getattr(config, name))  # a ConfigError listing the valid perturbations
         return config
 
+    @property
+    def test_perturbation(self) -> tuple[str, int]:
+        """(test_perturb, its seed), the seed 0 when there is no perturbation: what tells one test view set or
+        decoded entry from another, so every clean test shares one whatever `perturb_seed` says."""
+        return self.test_perturb, self.perturb_seed if self.test_perturb != perturb.NONE else 0
+
     def to_flat(self) -> dict:
         return asdict(self)
 

@@ -49,9 +49,8 @@ def train_view_name(config: GenDetConfig) -> tuple:
 
 def eval_view_name(config: GenDetConfig) -> tuple:
     """The test images' view set: one per test dataset, perturbation and perturbation seed (clean: any seed)."""
-    seed = config.perturb_seed if config.test_perturb != NONE else 0
-    return ("gendet", "test", config.backbone, config.pretrained, config.crop, config.test_root, config.test_perturb,
-            seed)
+    return ("gendet", "test", config.backbone, config.pretrained, config.crop, config.test_root,
+            *config.test_perturbation)
 
 
 def select_training_samples(index: DatasetIndex, config: GenDetConfig):

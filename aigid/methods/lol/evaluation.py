@@ -27,7 +27,7 @@ def select_test_samples(index: DatasetIndex, config: LoLConfig) -> dict:
 
 def entry_key(config: LoLConfig) -> tuple:
     """What tells one decoded entry from another: the crop and the perturbation drawn."""
-    return config.crop, config.test_perturb, config.perturb_seed
+    return config.crop, *config.test_perturbation
 
 
 def decode_test_images(index: DatasetIndex, configs, context) -> dict:

@@ -14,7 +14,6 @@ import torch
 import torchvision.transforms as T
 from torchvision.transforms import functional as F
 
-from aigid.data import perturb
 from aigid.data.index import DatasetIndex
 from aigid.data.subsets import nested_subsample
 from aigid.data.test_root import open_test_root
@@ -56,15 +55,10 @@ def val_view_name(config: RINEConfig) -> tuple:
     return ("val", config.backbone, config.pretrained, config.crop)
 
 
-def _perturb_seed(config: RINEConfig) -> int:
-    """The perturbation seed where there is a perturbation, else 0: clean test views are shared."""
-    return config.perturb_seed if config.test_perturb != perturb.NONE else 0
-
-
 def scored_view_names(config: RINEConfig) -> list[tuple]:
     """One per crop scored."""
     return [("test", config.backbone, config.pretrained, config.crop, config.test_root, config.test_crops,
-             config.test_perturb, _perturb_seed(config), k) for k in range(config.test_crops)]
+             *config.test_perturbation, k) for k in range(config.test_crops)]
 
 
 def select_training_samples(index: DatasetIndex, config: RINEConfig):
@@ -100,7 +94,7 @@ def scored_requests(config: RINEConfig, index: DatasetIndex, outputs) -> dict[tu
     paths = tuple(s.path for samples in select_test_samples(tested).values() for s in samples)
     return {name: FeatureRequest(config.backbone, config.pretrained, tuple(outputs), paths,
                                  FixedView(scored_view(config, k)), perturb=config.test_perturb,
-                                 perturb_seed=_perturb_seed(config), root=str(tested.root),
+                                 perturb_seed=config.test_perturbation[1], root=str(tested.root),
                                  label=f"{config.backbone} test crop {k + 1}/{config.test_crops} ({config.test_perturb})")
             for k, name in enumerate(scored_view_names(config))}
 

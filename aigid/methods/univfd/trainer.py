@@ -42,7 +42,7 @@ def view_name(config: UnivFDConfig) -> tuple:
 
 def view_name_for_tests(config: UnivFDConfig) -> tuple:
     """The test images' view set: one per perturbation and its seed (a clean one, "none", too)."""
-    return (*view_name(config), "test", config.test_perturb, config.perturb_seed)
+    return (*view_name(config), "test", *config.test_perturbation)
 
 
 def training_classes(index: DatasetIndex, config: UnivFDConfig) -> tuple[str, ...]:
@@ -82,7 +82,7 @@ def request_for_tests(config: UnivFDConfig, index: DatasetIndex) -> FeatureReque
     """Every test image, perturbed by the config's `test_perturb` before the centre crop."""
     paths = {s.path for samples in select_test_samples(index).values() for s in samples}
     return centre_crop_request(config, index, paths, f"{config.backbone} centre crop, test ({config.test_perturb})",
-                               perturb=config.test_perturb, perturb_seed=config.perturb_seed)
+                               perturb=config.test_perturb, perturb_seed=config.test_perturbation[1])
 
 
 def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
