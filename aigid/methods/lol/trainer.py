@@ -10,8 +10,8 @@ from torch import nn
 from aigid.data.datasets import make_loader
 from aigid.data.layouts import DatasetIndex
 from aigid.data.subsets import fitting_volumes, training_subset
-from aigid.errors import UserError
 from aigid.data.transforms import train_transform
+from aigid.errors import UserError
 from aigid.methods.lol.config import SMALL_IMAGES, LoLConfig
 from aigid.methods.lol.evaluation import TestImages, entry_key, score, select_test_samples
 from aigid.methods.lol.model import LoLDetector, random_masks
