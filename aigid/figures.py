@@ -62,7 +62,8 @@ def _title(title: str, n: int, skipped: int, synthetic: bool, width: int) -> str
     return f"{head}\n{note}"
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot on the Agg backend: figures are files, and a cluster node has no display."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -74,7 +75,7 @@ def _pyplot():
 def save(fig, path: str) -> str:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     fig.savefig(path, dpi=DPI)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -125,7 +126,7 @@ def heatmap(
     when `chance` is None. Missing entries (NaN) are grey and say so: they must not look like chance."""
     from matplotlib.colors import Normalize, TwoSlopeNorm
 
-    plt = _pyplot()
+    plt = pyplot()
     percent = 100 * matrix[np.isfinite(matrix)]
     if chance is None:
         cmap, norm = plt.get_cmap("viridis"), Normalize(*_span(percent.min(), percent.max()))
@@ -218,7 +219,7 @@ def parallel_coordinates(
     pairs, skipped = _scored(trials, score)
     if len(pairs) < 2 or not axes:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     from matplotlib.cm import ScalarMappable
     from matplotlib.colors import Normalize
 
@@ -314,7 +315,7 @@ def param_importance(
     if not found:
         return None
     pairs, skipped = _scored(trials, score)
-    plt = _pyplot()
+    plt = pyplot()
     names, values = list(found), list(found.values())
     fig, ax = plt.subplots(figsize=(6.4, 1.9 + 0.45 * len(names)))
     ax.barh(range(len(names)), values, color="tab:blue")
@@ -362,7 +363,7 @@ def curve(
     everything = curve_points(trials, axis, score, values=values)
     if len(pairs) < 2 or len(everything) < 2:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     numeric = all(_is_number(v) for v, _ in everything)
     position = {v: (float(v) if numeric else i) for i, (v, _) in enumerate(everything)}
     width = max(6.0, 1.0 + 0.7 * len(everything))
@@ -410,7 +411,7 @@ def step_curves(
     lines = [(name, points) for name, points in lines if points]
     if not lines:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 4.2))
     for n, (name, points) in enumerate(lines):
         ax.plot(*zip(*points), marker="o", ms=3, color=f"C{n}", label=name)
@@ -506,7 +507,7 @@ def robustness(
     pairs, skipped = _scored(trials, lambda t: t.last("test/mean/acc"))
     if len(pairs) < 2 or len(curve_points(trials, "test_perturb", lambda t: t.last("test/mean/acc"), values=order)) < 2:
         return None
-    plt = _pyplot()
+    plt = pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(max(9.0, 2.0 + 0.9 * len(order)), 4.4))
     for ax, (key, name) in zip(axes, ROBUSTNESS_KEYS.items()):
         for n, value in enumerate(_values(trials, series)):

@@ -38,7 +38,7 @@ import numpy as np
 
 from aigid.data.perturb import NONE
 from aigid.errors import UserError
-from aigid.figures import SYNTHETIC, robustness, save
+from aigid.figures import SYNTHETIC, pyplot, robustness, save
 from aigid.methods import METHODS
 from aigid.report import averaged_note, final, mean_std, render
 from aigid.trials import Trial, finished, layout_of, test_sets, where
@@ -116,12 +116,7 @@ def figures(trials: list[Trial], out_dir: str, synthetic: bool) -> str | None:
     names = [n for n in DETECTORS if finished(where(trials, **{DETECTOR: n}))]
     if not names:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(2 + 1.1 * len(names), 4))
+    fig, ax = pyplot().subplots(figsize=(2 + 1.1 * len(names), 4))
     x = np.arange(len(names))
     for offset, metric in ((-0.2, "acc"), (0.2, "ap")):
         stats = [mean_std([t.last(f"test/mean/{metric}") for t in finished(where(trials, **{DETECTOR: n}))])
