@@ -70,9 +70,12 @@ def supcon_loss(z: torch.Tensor, labels: torch.Tensor, temperature: float = 0.07
     return -mean_log_prob_pos.mean()
 
 
-def rine_loss(logits, z, labels, xi: float, temperature: float) -> torch.Tensor:
-    """Eq. 5: BCE summed over the batch (the authors' reduction) + xi · SupCon on normalised z."""
+def rine_loss(logits, z, labels, xi, temperature) -> torch.Tensor:
+    """Eq. 5: BCE summed over the batch (the authors' reduction) + xi · SupCon on normalised z.
+
+    xi and temperature are floats (xi = 0 skips SupCon's cost) or, for `HeadStack`'s vmap over
+    members, tensors (xi = 0 then adds 0 · SupCon: the same loss and gradients)."""
     loss = F.binary_cross_entropy_with_logits(logits, labels, reduction="sum")
-    if xi > 0:
+    if isinstance(xi, torch.Tensor) or xi > 0:
         loss = loss + xi * supcon_loss(F.normalize(z, dim=1), labels, temperature)
     return loss

@@ -1,0 +1,117 @@
+"""RINE trials that differ only in ξ (or τ) trained as one: the §4.2 ξ axis in one process, one kernel per step.
+
+At one (backbone, classes, q, d', seed) point of the grid, the trials of every ξ read the same rows in the
+same batch order and draw the same dropout masks (all seeded by `seed`); only eq. 5's weight on SupCon
+differs. `HeadStack` stacks their heads' parameters along a leading axis
+(`torch.func.stack_module_state`) and runs forward and backward of all of them at once with
+`torch.func.vmap`: the batch is gathered once, and each step's matmuls are G heads wide instead of one,
+which is what a GPU needs where one head's step is too small to fill it (d' 128-256: launch-bound).
+Dropout is vmapped with `randomness="same"`, so a member draws the masks its own trial draws; Adam is
+elementwise, so one Adam over the stacks is each member's Adam. A member's numbers are therefore its own
+trial's, up to the float rounding of batched matmuls (tests/test_rine_stack.py), and after every epoch
+each member's trainer holds its weights and optimizer state: its `state_dict()` is a checkpoint of the
+single trial, which `RINETrainer` resumes and `aigid eval` scores.
+
+What it is not (yet): a Tune integration. Each member stays its own trial only if the trials of one
+stack run in one trial process; see benchmarks/RESULTS.md ("RINE heads stacked") for the design and
+what it costs ASHA.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Iterator, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch.func import functional_call, stack_module_state, vmap
+
+from aigid.data.index import DatasetIndex
+from aigid.methods.rine.config import RINEConfig
+from aigid.methods.rine.model import rine_loss
+from aigid.methods.rine.scoring import head_input
+from aigid.methods.rine.trainer import RINETrainer
+from aigid.resident import resident_rows
+
+STACKED = ("xi", "temperature", "paper_config")  # what members may differ in (paper_config only via xi, q, d')
+
+
+def stack_key(config: RINEConfig) -> tuple:
+    """Configs with equal keys train as one stack: every field but ξ and τ agrees."""
+    return tuple(sorted((k, repr(v)) for k, v in config.to_flat().items() if k not in STACKED))
+
+
+def stacks(configs: Sequence[RINEConfig]) -> list[list[RINEConfig]]:
+    """`configs` grouped into stacks (members in the given order; stacks in order of first member)."""
+    groups: dict[tuple, list[RINEConfig]] = {}
+    for config in configs:
+        groups.setdefault(stack_key(config), []).append(config)
+    return list(groups.values())
+
+
+class HeadStack:
+    """The trials of `configs` (one `stack_key`) trained together; `run()` yields each epoch's results,
+    one dict per member, equal to what each member's `RINETrainer.run()` yields alone."""
+
+    def __init__(self, configs: Sequence[RINEConfig], index: DatasetIndex, shared: Mapping, *, device="cpu"):
+        keys = {stack_key(c) for c in configs}
+        if len(keys) != 1:
+            raise ValueError("a HeadStack's configs may differ in xi and temperature only; group them with stacks()")
+        self.members = [RINETrainer(c, index, shared, device=device) for c in configs]
+        first = self.members[0]
+        self.config, self.device = first.config, first.device
+        self.params, _ = stack_module_state([m.model for m in self.members])  # RINEHead has no buffers
+        self.base = copy.deepcopy(first.model).to("meta")  # the architecture; weights come from `params`
+        self.optimizer = torch.optim.Adam(self.params.values(), lr=self.config.lr)
+        self.xi = torch.tensor([m.xi for m in self.members], device=self.device)
+        self.temperature = torch.tensor([m.config.temperature for m in self.members], device=self.device)
+        self.epoch = 0
+
+    def _losses(self, tokens: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """(G,) eq. 5 losses of the members on one batch; dropout masks as each member's trial draws them."""
+        def loss(params, xi, temperature):
+            logits, z = functional_call(self.base, params, (tokens,))
+            return rine_loss(logits, z, labels, xi, temperature)
+
+        return vmap(loss, randomness="same")(self.params, self.xi, self.temperature)
+
+    def train_epoch(self) -> list[float]:
+        """One pass over this epoch's view for every member; each member's mean batch loss."""
+        config, first = self.config, self.members[0]
+        tokens = resident_rows(first.views[self.epoch], config.output, first.train.rows, self.device)
+        for group in self.optimizer.param_groups:
+            group["lr"] = config.lr_at(self.epoch)
+        torch.manual_seed(config.seed * 100_003 + self.epoch)  # as RINETrainer.train_epoch: the same dropout masks
+        self.base.train()
+        order = [torch.randperm(len(m.train.rows), generator=m.generator) for m in self.members][0].to(self.device)
+        losses = []
+        for batch in order.split(config.batch_size):
+            loss = self._losses(head_input(config, tokens[batch]), first.train_labels[batch])
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.sum().backward()  # members share no parameter: each gets its own loss's gradient
+            self.optimizer.step()
+            losses.append(loss.detach())
+        self._unstack(steps=len(losses))
+        return np.mean(torch.stack(losses).cpu().numpy().astype(np.float64), axis=0).tolist()  # one sync
+
+    def _unstack(self, steps: int) -> None:
+        """Each member's trainer takes its slice: weights, Adam state, epoch and step count."""
+        stacked_state = self.optimizer.state
+        for g, member in enumerate(self.members):
+            named = dict(member.model.named_parameters())
+            with torch.no_grad():
+                for name, stacked in self.params.items():
+                    named[name].copy_(stacked[g])
+            member.optimizer.state.clear()
+            for name, stacked in self.params.items():
+                member.optimizer.state[named[name]] = {
+                    k: v.clone() if k == "step" else v[g].clone() for k, v in stacked_state[stacked].items()}
+            for group in member.optimizer.param_groups:
+                group["lr"] = self.optimizer.param_groups[0]["lr"]
+            member.epoch, member.step = member.epoch + 1, member.step + steps
+        self.epoch += 1
+
+    def run(self) -> Iterator[list[dict]]:
+        while self.epoch < self.config.epochs:
+            lr = self.config.lr_at(self.epoch)
+            losses = self.train_epoch()
+            yield [member.report(loss, lr) for member, loss in zip(self.members, losses)]
