@@ -14,9 +14,14 @@ runs them) is measured twice:
 - bare: the same steps' arithmetic alone, on the same rows already on the device in float32:
   contiguous batches, forward/backward/Adam, then the scoring forward passes; no metrics.
 Prints trials per hour of both and, last, `data path efficiency: <bare / whole>` (1.0: the trial
-is pure arithmetic). One warm-up step runs first so that neither side pays the device's start-up.
+is pure arithmetic). One warm-up step runs first so that neither side pays the device's start-up, and
+the rows are loaded onto the device before any clock starts (a reused trial process finds them there).
+
+`--stack` also runs the same trials as one `HeadStack` (aigid/methods/rine/stack.py: the ξ axis
+vmapped, one kernel per step for all of them) and prints its speedup over the trials one after another.
 
     python benchmarks/heads.py [--device cpu|cuda] [--train-rows 4000] [--test-rows 100] [--trials 2]
+                               [--proj-dim 1024] [--stack]
 """
 from __future__ import annotations
 
@@ -40,6 +45,7 @@ from aigid.methods.rine.config import TEST_SETS  # noqa: E402
 from aigid.methods.rine.model import RINEHead, rine_loss  # noqa: E402
 from aigid.methods.rine import RINETrainer, feature_requests  # noqa: E402
 from aigid.methods.rine.scoring import EVAL_BATCH  # noqa: E402
+from aigid.methods.rine.stack import HeadStack  # noqa: E402
 from aigid.resident import resident_rows  # noqa: E402
 
 XIS = (0.1, 0.2, 0.4, 0.8)  # Table 1's ξ grid; q = 2, d' = 1024 are RINEConfig's defaults (Table 1, 4-class)
@@ -56,11 +62,12 @@ def clock(device: torch.device) -> float:
     return time.process_time() if device.type == "cpu" else time.perf_counter()
 
 
-def whole_trial(config, index, tables: dict, device: torch.device) -> tuple[float, RINETrainer]:
-    """A sweep's trial: the trainer built on the store's tables, run to its end; seconds and the trainer."""
+def whole_trial(configs, index, tables: dict, device: torch.device, run=RINETrainer) -> tuple[float, object]:
+    """A sweep's trial (or, with `run=HeadStack`, the trials of `configs` as one stack): built on the
+    store's tables and run to the end; seconds and the trainer."""
     tables = pickle.loads(pickle.dumps(tables))  # as a Tune trial receives them: mapped again from the store
     start = clock(device)
-    trainer = RINETrainer(config, index, {"features": tables}, device=device)
+    trainer = run(configs, index, {"features": tables}, device=device)
     for _ in trainer.run():
         pass
     sync(device)
@@ -103,6 +110,8 @@ def main():
     parser.add_argument("--train-rows", type=int, default=4000, help="training images (4 ProGAN classes)")
     parser.add_argument("--test-rows", type=int, default=100, help="images per test set (half real, half fake)")
     parser.add_argument("--trials", type=int, default=2, help=f"trials, ξ cycling through Table 1's {XIS}")
+    parser.add_argument("--proj-dim", type=int, default=1024, help="d' (Table 1, 4-class: 1024; §4.2 grid: 128-1024)")
+    parser.add_argument("--stack", action="store_true", help="also run the trials as one HeadStack (ξ vmapped)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding for the feature pass")
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "aigid-heads",
@@ -116,13 +125,17 @@ def main():
                         n_test=args.test_rows // 2)
     index = scan(str(data), "ufd")
     features.OUTPUTS["block_cls_ln2"] = standin_block_cls  # ViT-L/14's output shape; heads only read rows
-    configs = [dataclasses.replace(rine_config("cpu"), xi=XIS[i % len(XIS)]) for i in range(args.trials)]
+    configs = [dataclasses.replace(rine_config("cpu"), xi=XIS[i % len(XIS)], proj_dim=args.proj_dim)
+               for i in range(args.trials)]
     requests = feature_requests(configs, index)
     tables = dict(zip(requests, features.extract(list(requests.values()), args.work / "store", num_workers=args.workers,
                                                          log=None)[0]))
 
     base = configs[0]  # warm-up: one step on random rows, so that neither side pays the device's start-up
     bare(base, torch.randn(base.batch_size, 24, 1024, device=device), torch.ones(base.batch_size, device=device), None)
+    loaded = RINETrainer(base, index, {"features": tables}, device=device)  # held-out rows onto the device
+    for view in loaded.views:
+        resident_rows(view, base.output, loaded.train.rows, device)
     print(f"RINE head trials on {device} ({args.threads} torch threads; {'CPU' if device.type == 'cpu' else 'wall'} "
           f"seconds): q={base.q} d'={base.proj_dim} batch "
           f"{base.batch_size}, 1 epoch over {args.train_rows} training rows of 24 x 1024 float16 from a memory-mapped "
@@ -137,6 +150,10 @@ def main():
     print(f"whole trials (store -> rows on the device -> steps -> scores -> metrics): "
           f"{3600 * len(configs) / whole_s:.0f} trials/hour")
     print(f"bare arithmetic of the same steps: {3600 * len(configs) / bare_s:.0f} trials/hour")
+    if args.stack:
+        stacked_s = whole_trial(configs, index, tables, device, run=HeadStack)[0]
+        print(f"the same {len(configs)} trials as one HeadStack: {stacked_s:.2f} s, "
+              f"{3600 * len(configs) / stacked_s:.0f} trials/hour; stacked speedup: {whole_s / stacked_s:.2f}x")
     print(f"data path efficiency: {bare_s / whole_s:.2f}")
 
 

@@ -11,6 +11,7 @@ from aigid.errors import ConfigError
 from aigid.features import extract
 from aigid.methods import RINE
 from aigid.methods.rine import OFFLINE_OVERRIDES, RINETrainer, feature_requests
+from aigid.methods.rine.scoring import logits_of
 from aigid.methods.rine.views import TenCropPart, scored_view_names, val_view_name
 from aigid.methods.spec import PrepareContext
 from test_released import authors_rine_state
@@ -89,8 +90,8 @@ def test_jpeg_5_moves_the_trained_heads_scores_measurably(trained):
     assert all(torch.equal(v, jpeg.model.state_dict()[k]) for k, v in clean.model.state_dict().items())
     tokens, jpeg_tokens = clean.held_out.test_tokens[0].float(), jpeg.held_out.test_tokens[0].float()
     assert (jpeg_tokens - tokens).abs().mean() > 0.05 * tokens.abs().mean()
-    scores = clean.held_out.scores(clean.model, clean.held_out.test_tokens)
-    moved = jpeg.held_out.scores(jpeg.model, jpeg.held_out.test_tokens) - scores
+    scores = clean.held_out.scores(logits_of(clean.model), clean.held_out.test_tokens)[0]
+    moved = jpeg.held_out.scores(logits_of(jpeg.model), jpeg.held_out.test_tokens)[0] - scores
     assert abs(moved).mean() > 0.05 * scores.std()
     assert jpeg_report["test/mean/ap"] != clean_report["test/mean/ap"]
 

@@ -37,6 +37,12 @@ def head_input(config: RINEConfig, tokens: torch.Tensor) -> torch.Tensor:
     return (tokens[:, -1:] if config.without == "intermediate" else tokens).float()
 
 
+def logits_of(model: RINEHead):
+    """`HeldOut.scores`'s view of one head, in eval mode: tokens -> logits (1, batch)."""
+    model.eval()
+    return lambda tokens: model(tokens)[0][None]
+
+
 class HeldOut:
     """The test sets of `config` (and the val images, `with_val`) as rows on `device`, scored as RINE scores."""
 
@@ -58,21 +64,29 @@ class HeldOut:
         return tuple(self.test_tokens[0].shape[1:])
 
     @torch.no_grad()
-    def scores(self, model: RINEHead, crops: list[torch.Tensor]) -> np.ndarray:
-        """P(fake) per row, the mean over `crops` (each the same rows in another crop), EVAL_BATCH rows at a time."""
-        model.eval()
-        per_crop = [torch.cat([torch.sigmoid(model(head_input(self.config, chunk))[0])
-                               for chunk in tokens.split(EVAL_BATCH)]) for tokens in crops]
+    def scores(self, logits_of, crops: list[torch.Tensor]) -> np.ndarray:
+        """P(fake) per row, (heads, rows): `logits_of(tokens)` gives the logits (heads, batch) of one head or of
+        a `HeadStack`'s; the mean over `crops` (each the same rows in another crop), EVAL_BATCH rows at a time."""
+        per_crop = [torch.cat([torch.sigmoid(logits_of(head_input(self.config, chunk)))
+                               for chunk in tokens.split(EVAL_BATCH)], dim=-1) for tokens in crops]
         return torch.stack(per_crop).mean(dim=0).cpu().numpy()
 
     def metrics(self, model: RINEHead) -> dict:
         """ACC/AP per test set (`test/<subset>/...`, `test/mean/...` over the paper's) and, with val, `val/...`."""
-        ends = np.cumsum([len(part.rows) for part in self.tests.values()])
-        scores = dict(zip(map(id, self.tests.values()), np.split(self.scores(model, self.test_tokens), ends[:-1])))
-        if self.val is not None:
-            scores[id(self.val)] = self.scores(model, self.val_tokens)
-        return held_out_summary(lambda part: binary_metrics(scores[id(part)], part.labels.numpy()),
-                                self.tests, self.val, self.averaged)
+        return self.summaries(logits_of(model))[0]
+
+    def summaries(self, logits_of) -> list[dict]:
+        """`metrics` of each head that `logits_of` scores (see `scores`), one pass over the rows for all."""
+        ends = np.cumsum([len(part.rows) for part in self.tests.values()])[:-1]
+        tests = self.scores(logits_of, self.test_tokens)
+        vals = self.scores(logits_of, self.val_tokens) if self.val is not None else [None] * len(tests)
+        reports = []
+        for test, val in zip(tests, vals):
+            scores = dict(zip(map(id, self.tests.values()), np.split(test, ends)))
+            scores[id(self.val)] = val
+            reports.append(held_out_summary(lambda part: binary_metrics(scores[id(part)], part.labels.numpy()),
+                                            self.tests, self.val, self.averaged))
+        return reports
 
 
 def _scored_requests(configs, index: DatasetIndex) -> dict:

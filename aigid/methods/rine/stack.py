@@ -4,11 +4,12 @@ At one (backbone, classes, q, d', seed) point of the grid, the trials of every Î
 same batch order and draw the same dropout masks (all seeded by `seed`); only eq. 5's weight on SupCon
 differs. `HeadStack` stacks their heads' parameters along a leading axis
 (`torch.func.stack_module_state`) and runs forward and backward of all of them at once with
-`torch.func.vmap`: the batch is gathered once, and each step's matmuls are G heads wide instead of one,
-which is what a GPU needs where one head's step is too small to fill it (d' 128-256: launch-bound).
+`torch.func.vmap`: the batch is gathered once, each step's matmuls are G heads wide instead of one
+(what a GPU needs where one head's step is too small to fill it: d' 128-256 is launch-bound), and the
+val and test rows are scored once for all members.
 Dropout is vmapped with `randomness="same"`, so a member draws the masks its own trial draws; Adam is
 elementwise, so one Adam over the stacks is each member's Adam. A member's numbers are therefore its own
-trial's, up to the float rounding of batched matmuls (tests/test_rine_stack.py), and after every epoch
+trial's, up to the float rounding of batched matmuls (tests/test_rine.py), and after every epoch
 each member's trainer holds its weights and optimizer state: its `state_dict()` is a checkpoint of the
 single trial, which `RINETrainer` resumes and `aigid eval` scores.
 
@@ -114,4 +115,14 @@ class HeadStack:
         while self.epoch < self.config.epochs:
             lr = self.config.lr_at(self.epoch)
             losses = self.train_epoch()
-            yield [member.report(loss, lr) for member, loss in zip(self.members, losses)]
+            evaluations = self.evaluate()
+            yield [m.report(loss, lr, e) for m, loss, e in zip(self.members, losses, evaluations)]
+
+    def evaluate(self) -> list[dict]:
+        """Each member's `RINETrainer.evaluate()`, the val and test rows scored once for all of them."""
+        self.base.eval()
+
+        def logits_of(tokens):
+            return vmap(lambda params: functional_call(self.base, params, (tokens,))[0])(self.params)
+
+        return self.members[0].held_out.summaries(logits_of)

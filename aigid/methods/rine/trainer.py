@@ -73,18 +73,18 @@ class RINETrainer(OneModelCheckpoints):
         """ACC/AP on every test set (`test/<subset>/...`; `test/mean/...` over the paper's) and on val."""
         return self.held_out.metrics(self.model)
 
-    def report(self, loss: float, lr: float) -> dict:
-        """The result of the epoch just trained (its mean loss, its lr), scored now."""
+    def report(self, loss: float, lr: float, evaluation: dict) -> dict:
+        """The result of the epoch just trained: its mean loss, its lr and `evaluation` (`evaluate()`'s)."""
         skipped = self.train.skipped + sum(p.skipped for p in self.held_out.tests.values())
         return {"epoch": self.epoch, "step": self.step, "epoch_end": True, "train/loss": loss, "lr": lr,
-                "data/skipped_files": skipped, **self.evaluate()}
+                "data/skipped_files": skipped, **evaluation}
 
     def run(self) -> Iterator[dict]:
         while self.epoch < self.config.epochs:
             lr = self.config.lr_at(self.epoch)
             loss = self.train_epoch()
             self.epoch += 1
-            yield self.report(loss, lr)
+            yield self.report(loss, lr, self.evaluate())
 
 
 def check_data(config: RINEConfig, index: DatasetIndex) -> None:
