@@ -16,9 +16,15 @@ from torch import nn
 THROUGHPUT_KEY = "perf/images_per_s"  # in every epoch-end report; MLflow logs it, no table shows it
 
 
+def autocast_dtype(device: torch.device) -> torch.dtype | None:
+    """bf16 on CUDA; None (full precision) on CPU, whose bf16 kernels are slower than float32."""
+    return torch.bfloat16 if device.type == "cuda" else None
+
+
 def autocast(device: torch.device):
-    """bf16 mixed precision on CUDA; full precision on CPU (whose bf16 kernels are slower than float32)."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
+    """Mixed precision at `autocast_dtype(device)`; nothing at all where that is None."""
+    dtype = autocast_dtype(device)
+    return contextlib.nullcontext() if dtype is None else torch.autocast(device.type, dtype=dtype)
 
 
 def convolutional(model: nn.Module) -> bool:
