@@ -8,7 +8,8 @@ import torch
 from aigid.data.layouts import scan
 from aigid.methods.apn import OFFLINE_OVERRIDES as APN_OFFLINE, APNConfig, APNTrainer
 from aigid.methods.apn.backbones import build_backbone
-from aigid.methods.device import THROUGHPUT_KEY, Throughput, autocast, autocast_dtype, convolutional, memory_format, place
+from aigid.methods.device import (PLAIN_ENV, THROUGHPUT_KEY, Throughput, autocast, autocast_dtype, convolutional,
+                                  memory_format, place)
 from aigid.methods.lol import OFFLINE_OVERRIDES as LOL_OFFLINE, LoLConfig, LoLDetector, LoLTrainer
 from trainables.tracking import as_metrics
 
@@ -49,6 +50,12 @@ def test_channels_last_is_a_layout_not_another_result():
         model.to(memory_format=torch.channels_last)
         assert model.encoder.conv1.weight.is_contiguous(memory_format=torch.channels_last)
         torch.testing.assert_close(model(images.to(memory_format=torch.channels_last)), plain)
+
+
+def test_plain_cuda_is_float32_in_the_default_layout(monkeypatch):
+    monkeypatch.setenv(PLAIN_ENV, "1")
+    assert autocast_dtype(CUDA) is None
+    assert memory_format(LoLDetector("aigid-tiny-rn", None), CUDA) == torch.preserve_format
 
 
 def test_throughput_leaves_paused_time_out():

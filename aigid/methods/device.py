@@ -8,17 +8,26 @@ are speed choices, not the papers'. `Throughput` measures what they buy, per tri
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 
 import torch
 from torch import nn
 
 THROUGHPUT_KEY = "perf/images_per_s"  # in every epoch-end report; MLflow logs it, no table shows it
+# AIGID_PLAIN_CUDA=1: float32 and the tensors' own layout on CUDA too, as on CPU (a numeric doubt about bf16;
+# benchmarks/finetune_step.py's baseline). Read at each call, so Ray trials inherit it from the driver.
+PLAIN_ENV = "AIGID_PLAIN_CUDA"
+
+
+def fast(device: torch.device) -> bool:
+    """Whether the speed choices apply: on CUDA, unless PLAIN_ENV is 1."""
+    return device.type == "cuda" and os.environ.get(PLAIN_ENV) != "1"
 
 
 def autocast_dtype(device: torch.device) -> torch.dtype | None:
     """bf16 on CUDA; None (full precision) on CPU, whose bf16 kernels are slower than float32."""
-    return torch.bfloat16 if device.type == "cuda" else None
+    return torch.bfloat16 if fast(device) else None
 
 
 def autocast(device: torch.device):
@@ -36,7 +45,7 @@ def convolutional(model: nn.Module) -> bool:
 def memory_format(model: nn.Module, device: torch.device) -> torch.memory_format:
     """channels_last for a convolutional `model` on CUDA, for its weights and its input batches alike;
     else the tensors' own layout (`preserve_format`: `.to` leaves them untouched)."""
-    return torch.channels_last if device.type == "cuda" and convolutional(model) else torch.preserve_format
+    return torch.channels_last if fast(device) and convolutional(model) else torch.preserve_format
 
 
 def place(model: nn.Module, device: torch.device) -> tuple[nn.Module, torch.memory_format]:
