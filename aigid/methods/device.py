@@ -16,7 +16,7 @@ from torch import nn
 
 THROUGHPUT_KEY = "perf/images_per_s"  # in every epoch-end report; MLflow logs it, no table shows it
 # AIGID_PLAIN_CUDA=1: float32 and the tensors' own layout on CUDA too, as on CPU (a numeric doubt about bf16;
-# benchmarks/finetune_step.py's baseline). Read at each call, so Ray trials inherit it from the driver.
+# benchmarks/finetune_step.py's baseline). Read at each call, in the process that trains (a Ray worker on a cluster).
 PLAIN_ENV = "AIGID_PLAIN_CUDA"
 
 
