@@ -11,37 +11,16 @@ the largest K.
 from __future__ import annotations
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import torch
 
 from aigid.data.layouts import scan
 from aigid.data.synthetic import make_synthetic
 from aigid.methods.apn import OFFLINE_OVERRIDES, APNConfig, APNTrainer
+from finetune_step import images_per_second, training_step
 
 PRESETS = {"offline": OFFLINE_OVERRIDES, "paper": {}}
-
-
-def images_per_second(trainer: APNTrainer, batch: int, steps: int) -> float:
-    """Median over `steps` timed steps (after one warm-up) of batch / step time."""
-    crop = trainer.config.crop
-    generator = torch.Generator().manual_seed(0)
-    images = torch.randn(batch, 3, crop, crop, generator=generator).to(trainer.device)
-    labels = torch.randint(0, 2, (batch,), generator=generator).float().to(trainer.device)
-    q_batches = iter(lambda: images, None)  # the same images for q_θ: only speed is measured
-    times = []
-    for step in range(steps + 1):
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        trainer.train_step(images, labels, q_batches)
-        if trainer.device.type == "cuda":
-            torch.cuda.synchronize()
-        if step:
-            times.append(time.perf_counter() - start)
-    return batch / statistics.median(times)
 
 
 def main(argv=None) -> None:
@@ -61,7 +40,7 @@ def main(argv=None) -> None:
             for name, chunk in (("batched", 0), ("loop", 1)):
                 config = APNConfig.from_flat({**base, "num_proposals": k, "proposal_chunk": chunk})
                 trainer = APNTrainer(config.for_layout(index.layout), index, device=args.device)
-                results[k, name] = images_per_second(trainer, args.batch, args.steps)
+                results[k, name] = images_per_second(training_step(trainer), args.batch, trainer.device, args.steps)
                 del trainer
             print(f"K={k:<3} batched {results[k, 'batched']:8.2f} img/s   loop {results[k, 'loop']:8.2f} img/s")
     k = max(args.proposals)

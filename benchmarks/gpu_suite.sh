@@ -6,7 +6,9 @@
 #      MLflow around tiny offline trials, needs no GPU and is measured on CPU)
 #   3. APN, K = 25 proposals folded into the batch vs looped, bf16 autocast (benchmarks/apn_step.py)
 #   4. LoL-sized trials packed at 0.25 GPU vs one per GPU (benchmarks/packing.py --gpu)
-#   5. RINE head trials at the paper's shapes from device-resident rows against their bare arithmetic
+#   5. LoL's RN50 and APN's training steps, float32 vs the device rule (bf16 autocast + channels_last), per
+#      trial against the H200's limit and against decoding (benchmarks/finetune_step.py)
+#   6. RINE head trials at the paper's shapes from device-resident rows against their bare arithmetic
 #      (benchmarks/heads.py --device cuda: trials per hour and the data path efficiency)
 # --cpu runs the same scripts at tiny shapes on CPU, so that the suite is known to work without a GPU.
 # A failed step is reported (FAILED, and exit status 1 at the end) and the suite goes on: a GPU lease is
@@ -39,6 +41,7 @@ if [[ "${1:-}" == "--cpu" ]]; then
         --work "${TMPDIR:-/tmp}/aigid-gpu-suite-cpu"
     step apn "$PYTHON" benchmarks/apn_step.py --device cpu --steps 1 --batch 4
     step packing "$PYTHON" benchmarks/packing.py --trials 4 --epochs 2 --steps 2
+    step finetune "$PYTHON" benchmarks/finetune_step.py --device cpu --steps 1 --methods lol
     step heads "$PYTHON" benchmarks/heads.py --train-rows 400 --test-rows 20 --trials 1 \
         --work "${TMPDIR:-/tmp}/aigid-gpu-suite-heads-cpu"
 else
@@ -47,11 +50,12 @@ else
     step paper_scale "$PYTHON" benchmarks/paper_scale.py --device cuda --workers 12 --threads 4 --skip-grid
     step apn "$PYTHON" benchmarks/apn_step.py --preset paper --device cuda --batch 32
     step packing "$PYTHON" benchmarks/packing.py --gpu --num-cpus 16
+    step finetune "$PYTHON" benchmarks/finetune_step.py --preset paper --device cuda --steps 10
     step heads "$PYTHON" benchmarks/heads.py --device cuda --train-rows 8000 --trials 4 --threads 4 --workers 12
 fi
 
 echo "== summary" | tee -a "$LOG"
-for name in precision paper_scale apn packing heads; do
+for name in precision paper_scale apn packing finetune heads; do
     printf '%-12s %s\n' "$name" "$(cat "$LOG.$name")" | tee -a "$LOG"
     rm -f "$LOG.$name"
 done

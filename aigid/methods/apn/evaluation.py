@@ -3,7 +3,6 @@ report the same numbers by construction: centre crops (§4.2.2) of every test su
 perturbed by `test_perturb`, scored by P(fake)."""
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 
 import torch
@@ -14,13 +13,9 @@ from aigid.data.transforms import test_transform
 from aigid.methods.apn.config import IMAGENET_MEAN, IMAGENET_STD, SMALL_IMAGES, TEST_SETS, APNConfig
 from aigid.methods.apn.model import ABLATIONS, APN
 from aigid.methods.apn.samples import select_all_tests
+from aigid.methods.device import autocast, memory_format, place
 from aigid.methods.released import load_whole
 from aigid.metrics import binary_metrics, per_subset_summary
-
-
-def autocast(device: torch.device):
-    """bf16 mixed precision on CUDA; full precision on CPU."""
-    return torch.autocast("cuda", dtype=torch.bfloat16) if device.type == "cuda" else contextlib.nullcontext()
 
 
 class TestImages:
@@ -43,6 +38,7 @@ class TestImages:
 def score(model: APN, tests: TestImages, device: torch.device) -> tuple[dict[str, float], int]:
     """(`<prefix>/<subset>/<metric>` + the paper's mean per prefix, unreadable files skipped)."""
     model.eval()
+    layout = memory_format(model, device)
     per_prefix: dict[str, dict] = {}
     skipped = 0
     for (prefix, subset), loader in tests.loaders.items():
@@ -51,7 +47,7 @@ def score(model: APN, tests: TestImages, device: torch.device) -> tuple[dict[str
             skipped += n_skipped
             if len(batch_labels):
                 with autocast(device):
-                    logits = model(images.to(device)).logits
+                    logits = model(images.to(device, memory_format=layout)).logits
                 scores.append(torch.sigmoid(logits.float()).cpu())
                 labels.append(batch_labels)
         if labels:
@@ -67,7 +63,7 @@ def load_model(config: APNConfig, state: dict, device: torch.device) -> APN:
     model = APN(bare, ABLATIONS[config.ablation])  # architecture only: every weight comes from `state`
     weights = state.get("model", {})
     load_whole(model, weights, "the checkpoint", f"APN ({config.ablation})")
-    return model.to(device)
+    return place(model, device)[0]
 
 
 def evaluate(config: APNConfig, state: dict, index: DatasetIndex, context) -> dict[str, float]:

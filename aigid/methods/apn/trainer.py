@@ -12,9 +12,10 @@ from aigid.data.layouts import DatasetIndex
 from aigid.data.transforms import train_transform
 from aigid.methods.apn.club import CLUB
 from aigid.methods.apn.config import IMAGENET_MEAN, IMAGENET_STD, SMALL_IMAGES, APNConfig
-from aigid.methods.apn.evaluation import TestImages, autocast, score
+from aigid.methods.apn.evaluation import TestImages, score
 from aigid.methods.apn.model import ABLATIONS, APN
 from aigid.methods.apn.samples import select_training_samples
+from aigid.methods.device import Throughput, autocast, place
 
 
 class APNTrainer:
@@ -33,7 +34,7 @@ class APNTrainer:
         self.device = torch.device(device)
         torch.manual_seed(config.seed)
         self.parts = ABLATIONS[config.ablation]
-        self.model = APN(config, self.parts).to(self.device)
+        self.model, self.memory_format = place(APN(config, self.parts), self.device)
         bases = self.model.basis_parameters()
         others = [p for p in self.model.parameters() if all(p is not b for b in bases)]
         groups = [{"params": others, "lr": config.lr}] + ([{"params": bases, "lr": config.basis_lr}] if bases else [])
@@ -88,7 +89,7 @@ class APNTrainer:
         """
         self.model.train()
         with torch.no_grad(), autocast(self.device), self._buffers_kept():
-            out = self.model(images.to(self.device, non_blocking=True))
+            out = self.model(images.to(self.device, non_blocking=True, memory_format=self.memory_format))
         loss = self.club.learning_loss(out.related.float(), out.irrelevant.float())
         self.q_optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -103,7 +104,8 @@ class APNTrainer:
         if self.club is not None:
             terms["q_loss"] = sum(self.q_step_once(next(q_batches)) for _ in range(self.config.q_steps)) / self.config.q_steps
         self.model.train()
-        images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
+        images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        labels = labels.to(self.device, non_blocking=True)
         with autocast(self.device):
             out = self.model(images)
         terms.update(ce=self.loss_fn(out.logits.float(), labels), band=out.band, basis=out.basis, align=out.align)
@@ -132,7 +134,7 @@ class APNTrainer:
             torch.manual_seed(self.config.seed * 100_003 + self.epoch)  # crop RNG, reproducible on resume
             self.train_loader.generator.manual_seed(self.config.seed * 100_003 + self.epoch)
             q_batches = self._q_batches()
-            sums, count = {}, 0
+            sums, count, throughput = {}, 0, Throughput()
             for images, labels, n_skipped in self.train_loader:
                 self.skipped_files += n_skipped
                 if len(labels) == 0:
@@ -140,9 +142,10 @@ class APNTrainer:
                 for key, value in self.train_step(images, labels, q_batches).items():
                     sums[key] = sums.get(key, 0.0) + value
                 count += 1
+                throughput.add(len(labels))
             self.epoch += 1
             yield {"epoch": self.epoch, "step": self.step, "epoch_end": True,
-                   **{f"train/{k}": v / max(count, 1) for k, v in sums.items()},
+                   **{f"train/{k}": v / max(count, 1) for k, v in sums.items()}, **throughput.report(),
                    "data/skipped_files": self.skipped_files, **self.evaluate()}
 
     def state_dict(self) -> dict:

@@ -14,6 +14,7 @@ from aigid.data.decoded import DecodedImages, decode_once
 from aigid.data.layouts import DatasetIndex
 from aigid.data.subsets import test_subsets
 from aigid.data.transforms import test_transform
+from aigid.methods.device import autocast, memory_format, place
 from aigid.methods.lol.config import SMALL_IMAGES, TEST_SETS, LoLConfig
 from aigid.methods.lol.model import LoLDetector
 from aigid.methods.released import load_whole
@@ -86,11 +87,14 @@ class TestImages:
 def score(model: LoLDetector, tests: TestImages) -> tuple[dict[str, float], int]:
     """(`test/<subset>/<metric>` + `test/mean/*` of `model` on `tests`, unreadable files skipped)."""
     model.eval()
+    layout = memory_format(model, tests.device)
     scores, labels, skipped = defaultdict(list), defaultdict(list), 0
     for subset, images, batch_labels, n_skipped in tests.batches():
         skipped += n_skipped
         if len(batch_labels):
-            scores[subset].append(torch.sigmoid(model(images)).float().cpu())
+            with autocast(tests.device):
+                logits = model(images.to(memory_format=layout))
+            scores[subset].append(torch.sigmoid(logits.float()).cpu())
             labels[subset].append(batch_labels)
     per_subset = {subset: binary_metrics(torch.cat(scores[subset]).numpy(), torch.cat(labels[subset]).numpy())
                   for subset in scores}
@@ -102,7 +106,7 @@ def load_detector(config: LoLConfig, state: dict, device) -> LoLDetector:
     model = LoLDetector(config.backbone, None)  # architecture only: every weight comes from `state`
     weights = state.get("model", {})
     load_whole(model, weights, "the checkpoint", f"LoL's {config.backbone} detector")
-    return model.to(device)
+    return place(model, torch.device(device))[0]
 
 
 def evaluate(config: LoLConfig, state: dict, index: DatasetIndex, context) -> dict[str, float]:

@@ -12,6 +12,7 @@ from aigid.data.layouts import DatasetIndex
 from aigid.data.subsets import fitting_volumes, training_subset
 from aigid.data.transforms import train_transform
 from aigid.errors import UserError
+from aigid.methods.device import Throughput, autocast, place
 from aigid.methods.lol.config import SMALL_IMAGES, LoLConfig
 from aigid.methods.lol.evaluation import TestImages, entry_key, score, select_test_samples
 from aigid.methods.lol.model import LoLDetector, random_masks
@@ -32,7 +33,7 @@ class LoLTrainer:
         self.config = config
         self.device = torch.device(device)
         torch.manual_seed(config.seed)
-        self.model = LoLDetector(config.backbone, config.pretrained).to(self.device)
+        self.model, self.memory_format = place(LoLDetector(config.backbone, config.pretrained), self.device)
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(config.beta1, config.beta2))
         self.loss_fn = nn.BCEWithLogitsLoss()
         self.mask_generator = torch.Generator(device=self.device).manual_seed(config.seed)
@@ -55,7 +56,9 @@ class LoLTrainer:
         images, labels = images.to(self.device, non_blocking=True), labels.to(self.device, non_blocking=True)
         masks = random_masks(images.shape[0], images.shape[2], images.shape[3], self.config.mask_ratio,
                              self.config.aspect_ratio, generator=self.mask_generator, device=self.device)
-        loss = self.loss_fn(self.model(images * masks), labels)
+        with autocast(self.device):
+            logits = self.model((images * masks).to(memory_format=self.memory_format))
+        loss = self.loss_fn(logits.float(), labels)
         if not torch.isfinite(loss):
             raise FloatingPointError(f"LoL training loss is {loss.item()} at epoch {self.epoch + 1}, step "
                                      f"{self.step + 1}: lower lr (now {self.config.lr}) or check the input images")
@@ -77,18 +80,21 @@ class LoLTrainer:
         while self.epoch < config.epochs:
             torch.manual_seed(config.seed * 100_003 + self.epoch)  # augmentation RNG, reproducible on resume
             self.train_loader.generator.manual_seed(config.seed * 100_003 + self.epoch)
-            losses = []
+            losses, throughput = [], Throughput()
             last_batch = len(self.train_loader) - 1
             for batch, (images, labels, n_skipped) in enumerate(self.train_loader):
                 self.skipped_files += n_skipped
                 if len(labels) == 0:
                     continue
                 losses.append(self.train_step(images, labels))
+                throughput.add(len(labels))
                 # Fig. 2: every `eval_every_steps` steps; on an epoch's last step the epoch end evaluates
                 if config.eval_every_steps and self.step % config.eval_every_steps == 0 and batch < last_batch:
-                    yield self._record(self.evaluate(), losses, epoch_end=False)
+                    with throughput.paused():
+                        yield self._record(self.evaluate(), losses, epoch_end=False)
             self.epoch += 1
-            yield self._record(self.evaluate(), losses, epoch_end=True)
+            rate = throughput.report()  # before the evaluation, which it leaves out
+            yield {**self._record(self.evaluate(), losses, epoch_end=True), **rate}
 
     def _record(self, metrics: dict, losses: list[float], *, epoch_end: bool) -> dict:
         report = {"epoch": self.epoch, "step": self.step, "epoch_end": epoch_end,
