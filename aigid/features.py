@@ -11,12 +11,12 @@ sizes and mtimes, the transform's full description, the view, the seed and the o
 
 Entries are folders `<cache_dir>/<key>/` holding one `.npy` file per output (float16, row i
 for paths[i]), `ok.npy`, `meta.json` and their checksums (aigid.cache). A pass checks that the
-store has room, streams its rows into a hidden partial folder batch by batch and renames the
-folder into place when complete: the pass's memory does not grow with the dataset, a killed pass
-leaves no folder under an entry's name, and an entry whose bytes are not those written (or that
-does not match its request) is recomputed rather than read. Trials memory-map the
-entry's files (a table pickles as its folder's path), so a 7 GB view set is never copied into a
-trial or through Ray's object store. On CUDA the frozen pass runs under bf16 autocast
+store has room, streams its rows into a hidden partial folder batch by batch (on a thread, behind the
+device: `_Writer`) and renames the folder into place when complete: the pass's memory does not grow
+with the dataset, a killed pass leaves no folder under an entry's name, and an entry whose bytes are
+not those written (or that does not match its request) is recomputed rather than read. Trials
+memory-map the entry's files (a table pickles as its folder's path), so a 7 GB view set is never
+copied into a trial or through Ray's object store. On CUDA the frozen pass runs under bf16 autocast
 (`precision`, part of the key); heads read the float16 rows and train in float32.
 """
 from __future__ import annotations

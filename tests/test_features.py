@@ -208,13 +208,14 @@ def test_rows_written_behind_the_pass_are_byte_identical_to_a_pass_that_waits(pa
     with pytest.warns(UserWarning, match="skipping"):
         features.compute_table(req, visual, batch_size=2, folder=(partial := store.partial(req.key())))
     stored = store.install(req, req.key(), partial)
-    direct = features._Rows(len(req.paths), (partial := waited.partial(req.key())))  # the rows as one writer writes them
+    direct = features._Rows(len(req.paths), (partial := waited.partial(req.key())))  # written in the loop, as before
     direct.start({name: rows.shape[1:] for name, rows in expected.items()})
     for name, rows in expected.items():
         direct.append(name, rows)
     direct.finish(in_memory.ok)
     waited.install(req, req.key(), partial)
-    assert (store.path(req.key()) / "checksums.json").read_text() == (waited.path(req.key()) / "checksums.json").read_text()
+    sums = [(where.path(req.key()) / "checksums.json").read_text() for where in (store, waited)]
+    assert sums[0] == sums[1]
     assert np.array_equal(stored.features["embedding"], expected["embedding"])
 
 
