@@ -11,12 +11,12 @@ sizes and mtimes, the transform's full description, the view, the seed and the o
 
 Entries are folders `<cache_dir>/<key>/` holding one `.npy` file per output (float16, row i
 for paths[i]), `ok.npy`, `meta.json` and their checksums (aigid.cache). A pass checks that the
-store has room, streams its rows into a hidden partial folder batch by batch and renames the
-folder into place when complete: the pass's memory does not grow with the dataset, a killed pass
-leaves no folder under an entry's name, and an entry whose bytes are not those written (or that
-does not match its request) is recomputed rather than read. Trials memory-map the
-entry's files (a table pickles as its folder's path), so a 7 GB view set is never copied into a
-trial or through Ray's object store. On CUDA the frozen pass runs under bf16 autocast
+store has room, streams its rows into a hidden partial folder batch by batch (on a thread, behind the
+device: `_Writer`) and renames the folder into place when complete: the pass's memory does not grow
+with the dataset, a killed pass leaves no folder under an entry's name, and an entry whose bytes are
+not those written (or that does not match its request) is recomputed rather than read. Trials
+memory-map the entry's files (a table pickles as its folder's path), so a 7 GB view set is never
+copied into a trial or through Ray's object store. On CUDA the frozen pass runs under bf16 autocast
 (`precision`, part of the key); heads read the float16 rows and train in float32.
 """
 from __future__ import annotations
@@ -24,8 +24,10 @@ from __future__ import annotations
 import ctypes
 import json
 import os
+import queue
 import shutil
 import socket
+import threading
 import warnings
 import zlib
 from contextlib import nullcontext
@@ -52,6 +54,7 @@ STORED_DTYPE = np.float16
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}  # autocast dtype of the frozen pass
 META_FILE, OK_FILE = "meta.json", "ok.npy"
 M_MMAP_THRESHOLD = -3  # glibc's mallopt parameter
+IN_FLIGHT = 3  # host buffer sets of a pass: one being copied into, one waiting, one being written
 
 # output name -> (frozen visual tower, normalised images) -> (B, ...) float32
 OUTPUTS: dict[str, Callable[[torch.nn.Module, torch.Tensor], torch.Tensor]] = {
@@ -281,7 +284,7 @@ class _Rows:
 
     def append(self, name: str, block: np.ndarray) -> None:
         if self.folder is None:
-            self.blocks.setdefault(name, []).append(block.astype(STORED_DTYPE, copy=False))
+            self.blocks.setdefault(name, []).append(np.array(block, dtype=STORED_DTYPE))  # its buffer is reused
         else:
             self.files[name].append(block)
 
@@ -295,48 +298,113 @@ class _Rows:
         return {name: np.concatenate(blocks) for name, blocks in self.blocks.items()}
 
 
+class _Writer:
+    """The host side of a pass, on a thread of its own, so the device never waits for the host: each batch's
+    outputs are copied without blocking into one of IN_FLIGHT host buffer sets (pinned on CUDA) and the
+    thread, once the copy is done, writes them to their rows in `_Rows` and frees the set. The pass waits
+    only when every set is in flight; the thread's error is raised in the pass by `check` and `close`."""
+
+    def __init__(self, written: _Rows, batch_size: int, device: torch.device):
+        self.written, self.batch_size, self.device = written, batch_size, device
+        self.shapes: dict[str, tuple] = {}  # known from the first batch with a readable image
+        self.pending = 0  # leading rows without a readable image, written as zeros once the shapes are known
+        self.sets, self.free, self.batches = 0, queue.Queue(), queue.Queue()
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="aigid-feature-writer", daemon=True)
+        self.thread.start()
+
+    def put(self, first: int, size: int, rows: torch.Tensor, outs: dict[str, torch.Tensor]) -> None:
+        """Hand over batch rows [first, first + size): `outs` (float16, on the device) for its readable `rows`."""
+        self.check()
+        host, done = None, None
+        if outs:
+            host = self._host_set(outs)
+            for name, out in outs.items():
+                host[name][: len(out)].copy_(out, non_blocking=True)
+            if self.device.type == "cuda":
+                done = torch.cuda.Event()
+                done.record()
+        self.batches.put((first, size, rows, host, done))
+
+    def _host_set(self, outs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        if self.sets == IN_FLIGHT:
+            return self.free.get()  # the thread frees a set whatever happens, so this never waits forever
+        self.sets += 1
+        return {name: torch.empty((self.batch_size, *out.shape[1:]), dtype=torch.float16,
+                                  pin_memory=self.device.type == "cuda") for name, out in outs.items()}
+
+    def _run(self) -> None:
+        while (batch := self.batches.get()) is not None:
+            first, size, rows, host, done = batch
+            if self.error is None:
+                try:
+                    if done is not None:
+                        done.synchronize()
+                    self._write(first, size, rows.numpy(),
+                                {name: h[: len(rows)].numpy() for name, h in host.items()} if host else {})
+                except BaseException as error:  # raised in the pass (check, close)
+                    self.error = error
+            if host is not None:
+                self.free.put(host)
+
+    def _write(self, first: int, size: int, rows: np.ndarray, outs: dict[str, np.ndarray]) -> None:
+        """Rows [first, first + size) in order: each readable image's outputs in its row, zeros in the others."""
+        if outs and not self.shapes:
+            self.shapes = {name: out.shape[1:] for name, out in outs.items()}
+            self.written.start(self.shapes)
+            for name, shape in self.shapes.items():
+                self.written.append(name, np.zeros((self.pending, *shape), STORED_DTYPE))
+        if not self.shapes:
+            self.pending += size
+        for name, shape in self.shapes.items():
+            if len(rows) == size:  # every image of the batch decoded: its rows as they are
+                self.written.append(name, outs[name])
+                continue
+            block = np.zeros((size, *shape), STORED_DTYPE)
+            if outs:
+                block[rows - first] = outs[name]
+            self.written.append(name, block)
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def close(self) -> None:
+        """Wait for every batch handed over to be written (or skipped after an error), then `check`."""
+        self.batches.put(None)
+        self.thread.join()
+        self.check()
+
+
 @torch.no_grad()
 def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="cpu", batch_size: int = 64,
                   num_workers: int = 0, folder: Path | None = None,
                   log: Callable[[str], None] | None = None) -> FeatureTable:
     """Run the frozen `visual` over one view set; its rows are streamed into `folder` when one is given
     (`FeatureStore.partial`; a StorageError naming the bytes needed when its disk lacks room), else
-    returned in memory."""
+    returned in memory. The device's work is queued batch after batch; `_Writer` brings the rows home."""
     visual.eval()
     device, n = torch.device(device), len(request.paths)
     autocast = PRECISIONS[request.precision]
     loader = DataLoader(IndexedImages(request.paths, request.view_of), batch_size=batch_size, num_workers=num_workers,
                         collate_fn=collate_indexed, pin_memory=device.type == "cuda")
     written, ok = _Rows(n, folder), np.zeros(n, dtype=bool)
-    shapes: dict[str, tuple] = {}  # known from the first batch with a readable image
-    pending = 0  # leading rows without a readable image, written as zeros once the shapes are known
     progress = PassProgress(f"features {request.label or request.backbone}", n, log)
     with written.guarded():  # a full disk is one line naming the bytes, not a traceback
-        for first, (rows, images) in zip(range(0, n, batch_size), loader):  # batches in row order (no shuffle)
-            size, outs = min(batch_size, n - first), {}
-            if images is not None:
-                images = images.to(device, non_blocking=True)
-                with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
-                    outs = {name: OUTPUTS[name](visual, images).to(torch.float16).cpu().numpy()
-                            for name in request.outputs}
-                ok[rows.numpy()] = True
-                if not shapes:
-                    shapes = {name: out.shape[1:] for name, out in outs.items()}
-                    written.start(shapes)
-                    for name, shape in shapes.items():
-                        written.append(name, np.zeros((pending, *shape), STORED_DTYPE))
-            if not shapes:
-                pending += size
-            for name, shape in shapes.items():
-                if name in outs and len(outs[name]) == size:  # every image of the batch decoded: its rows as they are
-                    written.append(name, outs[name])
-                    continue
-                block = np.zeros((size, *shape), STORED_DTYPE)
-                if outs:
-                    block[rows.numpy() - first] = outs[name]
-                written.append(name, block)
-            progress.advance(first + size)
-        if not shapes:
+        writer = _Writer(written, batch_size, device)
+        try:
+            for first, (rows, images) in zip(range(0, n, batch_size), loader):  # batches in row order (no shuffle)
+                size, outs = min(batch_size, n - first), {}
+                if images is not None:
+                    images = images.to(device, non_blocking=True)
+                    with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
+                        outs = {name: OUTPUTS[name](visual, images).to(torch.float16) for name in request.outputs}
+                    ok[rows.numpy()] = True
+                writer.put(first, size, rows, outs)
+                progress.advance(first + size)
+        finally:
+            writer.close()
+        if not writer.shapes:
             raise DataError(f"none of the {n} images of view set {request.label!r} could be decoded")
         return FeatureTable(request.paths, written.finish(ok), ok)
 

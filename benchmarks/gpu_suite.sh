@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Everything only a GPU can show, in one call (under 10 minutes on one H100), ending in one summary:
-#   1. the frozen pass of ViT-L/14, fp32 vs bf16 autocast (benchmarks/precision.py)
+#   1. the frozen pass of ViT-L/14, fp32 vs bf16 autocast (benchmarks/precision.py); every feature-pass rate
+#      (1. and 2.) with its fraction of the GPU's bf16 arithmetic limit (issue 23: >= 50 %, 3,000 images/s
+#      on an H200), rows written behind the pass (aigid.features._Writer)
 #   2. RINE at the paper's scale on CUDA: the real ViT-L/14 pass streamed to the store, peak RSS,
 #      one trial (benchmarks/paper_scale.py --device cuda --skip-grid: the engine overhead, Ray and
 #      MLflow around tiny offline trials, needs no GPU and is measured on CPU)

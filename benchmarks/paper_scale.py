@@ -42,6 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
+from projection import of_limit, project  # noqa: E402  (benchmarks/ is on the path only now)
 PAPER_IMAGES = 144_000  # §4.1: 4 ProGAN classes x 36K images
 GRID_TRIALS = 48  # Table 1's q x d' x xi grid of one setting
 CLASSES = ("car", "cat", "chair", "horse")
@@ -151,7 +152,9 @@ def child_extract(args) -> dict:
     seconds = time.perf_counter() - start
     images = sum(len(t.paths) for t in tables)
     on_disk = sum(f.stat().st_size for t in tables for f in Path(t.location).iterdir())
-    return {"images": images, "seconds": seconds, "bytes_per_image_view": on_disk / images, **memory.stop()}
+    device = torch.cuda.get_device_name() if args.device == "cuda" else args.device
+    return {"images": images, "seconds": seconds, "bytes_per_image_view": on_disk / images, "device": device,
+            **memory.stop()}
 
 
 def child_trial(args) -> dict:
@@ -264,8 +267,6 @@ def main():
         return
 
     if args.project:
-        from projection import project
-
         print("\n".join(project()))
         return
     args.work.mkdir(parents=True, exist_ok=True)
@@ -283,8 +284,9 @@ def main():
         shutil.rmtree(store, ignore_errors=True)
         passes[size] = run_child("extract", args, images=size, store=store)
         p = passes[size]
+        rate = of_limit(p["images"] / p["seconds"], rine_config(args.device).backbone, p["device"])
         print(f"feature pass, {size} images ({backbone}, {args.workers} decoding worker(s)): "
-              f"{p['images'] / p['seconds']:.0f} images/s, {p['bytes_per_image_view'] / 1024:.1f} KiB per image per "
+              f"{rate}, {p['bytes_per_image_view'] / 1024:.1f} KiB per image per "
               f"view, peak RSS {gib(p['peak_rss_bytes'])} (anonymous {gib(p['peak_anon_bytes'])})", flush=True)
     small, large = passes[min(args.sizes)], passes[largest]
     growth = large["peak_anon_bytes"] / small["peak_anon_bytes"]

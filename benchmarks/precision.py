@@ -3,7 +3,9 @@
 The pass RINE, GenDet and UnivFD sweeps run once (`aigid.features.compute_table`): decoding in
 DataLoader workers, the backbone, the rows streamed into a store entry. On CUDA the sweeps use
 bf16 autocast; this measures what that buys for ViT-L/14 (random init has the paper's compute;
-its weights cannot be downloaded here). Ends with `bf16 speedup: <ratio>x`.
+its weights cannot be downloaded here). Each rate is also a fraction of the device's bf16 arithmetic
+limit (projection.py). Ends with `bf16 speedup: <ratio>x; bf16 <rate and its fraction of the limit>`
+(the GPU suite's summary line).
 
     python benchmarks/precision.py                      # ViT-L/14 on CUDA, 2048 images
     python benchmarks/precision.py --device cpu --backbone aigid-tiny-vit --images 64
@@ -20,6 +22,7 @@ from aigid.data.layouts import scan
 from aigid.data.synthetic import make_synthetic
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureStore, FixedView, _build_encoder, compute_table
+from projection import of_limit
 
 
 def images_per_second(request: FeatureRequest, visual, store: FeatureStore, args) -> float:
@@ -53,9 +56,11 @@ def main() -> None:
             request = FeatureRequest(args.backbone, None, (args.output,), paths, FixedView(test_transform(224, small="pad")),
                                      precision=precision)
             rates[precision] = images_per_second(request, visual, store, args)
+        device = torch.cuda.get_device_name() if args.device == "cuda" else args.device
         for precision, rate in rates.items():
-            print(f"{precision:9s} {rate:8.1f} images/s")
-    print(f"bf16 speedup: {rates['bfloat16'] / rates['float32']:.2f}x")
+            print(f"{precision:9s} {of_limit(rate, args.backbone, device)}")
+    bf16 = of_limit(rates["bfloat16"], args.backbone, device)
+    print(f"bf16 speedup: {rates['bfloat16'] / rates['float32']:.2f}x; bf16 {bf16}")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ bf16 989 TFLOP/s, float32 67 TFLOP/s, HBM 4.8 TB/s (NVIDIA's H200 datasheet); a 
 from __future__ import annotations
 
 BF16_FLOPS, FP32_FLOPS, HBM_BYTES_PER_S = 989e12, 67e12, 4.8e12
+BF16_LIMITS = {"NVIDIA H200": BF16_FLOPS}  # dense bf16 FLOP/s by torch.cuda.get_device_name()
 TARGET_S = 15 * 60  # issue 23: the whole 288-run RINE grid, feature passes included, in 15 minutes
 GMACS = {"ViT-L-14": 81.0, "ViT-B-32": 4.4, "RN50": 4.1, "RN101": 7.8}  # per 224² image (open_clip's profiles)
 H200 = {  # benchmarks/RESULTS.md, GPU suite (NVIDIA H200, torch 2.11.0+cu130)
@@ -29,6 +30,21 @@ APN_K, APN_EPOCHS, SDV14_TRAIN = [1, 5, 10, 15, 20, 25], 10, 323_994  # APN Tabl
 GENDET_CELLS, GENDET_STAGES, UFD_TRAIN = 9, 5 + 3 * 10 + 5, 720_000  # Table 5 M x alpha; aigid GenDet stages
 
 
+def limit_images_per_s(backbone: str, flops: float = BF16_FLOPS) -> float:
+    """Images/s of a forward pass at 224² when the device does nothing but `backbone`'s arithmetic."""
+    return flops / (2 * GMACS[backbone] * 1e9)
+
+
+def of_limit(images_per_s: float, backbone: str, device: str) -> str:
+    """'N images/s, NN % of the <device> bf16 limit' for a frozen forward pass, or the rate with why the
+    fraction is not known (a device or a backbone without a figure here)."""
+    rate = f"{images_per_s:.1f} images/s"
+    if device not in BF16_LIMITS or backbone not in GMACS:
+        return f"{rate} (no bf16 limit known here for {backbone} on {device})"
+    limit = limit_images_per_s(backbone, BF16_LIMITS[device])
+    return f"{rate}, {images_per_s / limit:.0%} of the {device} bf16 limit ({limit:.0f} images/s for {backbone})"
+
+
 def hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h" if seconds >= 3600 else f"{seconds / 60:.1f} min"
 
@@ -45,7 +61,7 @@ def rine_288(rates: dict) -> list[str]:
     pass_images = 4 * RINE_TRAIN_PER_CLASS + RINE_TEST_IMAGES  # one pass per backbone serves every class setting
     for backbone, (blocks, width) in RINE_SHAPES.items():
         pass_s = pass_images / rates["vit_l14_pass_images_per_s"]  # ViT-B/32 unmeasured: at ViT-L/14's rate (an upper bound)
-        limit_pass = pass_images * 2 * GMACS[backbone] * 1e9 / BF16_FLOPS
+        limit_pass = pass_images / limit_images_per_s(backbone)
         scale = blocks * width / (24 * 1024)  # a row's cost scales with its bytes and its first projection
         trials_s = limit_trials = 0.0
         for classes in (1, 2, 4):

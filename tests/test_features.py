@@ -1,4 +1,5 @@
 """The frozen-feature cache: real tiny open_clip ViT, real images on disk, real files."""
+import errno
 import os
 import pickle
 import shutil
@@ -169,3 +170,68 @@ def test_patch_tokens_are_the_final_layernorm_output_clip_pools_from(paths):
         hook.remove()
         tokens = features.OUTPUTS["patch_tokens"](visual, images)
     assert torch.allclose(tokens, seen[0][:, 1:], atol=1e-5)  # the CLS token (pooled) is not among them
+
+
+def direct_rows(req, visual, batch_size: int) -> dict[str, np.ndarray]:
+    """What a pass that waits for each batch writes: every batch's readable images through `visual`, cast
+    to float16 and read back in the loop, zeros in the rows of unreadable ones."""
+    rows = {}
+    for first in range(0, len(req.paths), batch_size):
+        batch = req.paths[first:first + batch_size]
+        readable = [i for i, p in enumerate(batch) if not p.endswith("bad.jpg")]
+        images = [req.view_of(load_rgb(batch[i]), batch[i]) for i in readable]
+        for name in req.outputs:
+            with torch.no_grad():
+                out = features.OUTPUTS[name](visual, torch.stack(images) if images else torch.zeros(1, 3, 224, 224))
+            block = np.zeros((len(batch), *out.shape[1:]), np.float16)
+            block[readable] = out[:len(readable)].to(torch.float16).numpy()  # (the blank image: its shape only)
+            rows.setdefault(name, []).append(block)
+    return {name: np.concatenate(blocks) for name, blocks in rows.items()}
+
+
+def test_rows_written_behind_the_pass_are_byte_identical_to_a_pass_that_waits(paths, tmp_path):
+    """The writer thread changes when rows reach the disk, never their bytes: a first batch without a
+    readable image, a batch with one, and a short last batch, in memory and in a store entry."""
+    (tmp_path / "images").mkdir()
+    bad = [tmp_path / "images" / f"{letter}_bad.jpg" for letter in "abc"]  # sorted before `paths`
+    for file in bad:
+        file.write_bytes(b"not a jpeg")
+    req = request((*paths, *map(str, bad)), outputs=("block_cls_ln2", "embedding"))
+    visual = features._build_encoder("aigid-tiny-vit", None, "cpu")
+    expected = direct_rows(req, visual, batch_size=2)
+    with pytest.warns(UserWarning, match="skipping"):
+        in_memory = features.compute_table(req, visual, batch_size=2)
+    assert in_memory.ok.tolist() == [False] * 3 + [True] * len(paths)
+    assert all(np.array_equal(in_memory.features[name], rows) for name, rows in expected.items())
+
+    store, waited = FeatureStore(tmp_path / "store"), FeatureStore(tmp_path / "waited")
+    with pytest.warns(UserWarning, match="skipping"):
+        features.compute_table(req, visual, batch_size=2, folder=(partial := store.partial(req.key())))
+    stored = store.install(req, req.key(), partial)
+    direct = features._Rows(len(req.paths), (partial := waited.partial(req.key())))  # written in the loop, as before
+    direct.start({name: rows.shape[1:] for name, rows in expected.items()})
+    for name, rows in expected.items():
+        direct.append(name, rows)
+    direct.finish(in_memory.ok)
+    waited.install(req, req.key(), partial)
+    sums = [(where.path(req.key()) / "checksums.json").read_text() for where in (store, waited)]
+    assert sums[0] == sums[1]
+    assert np.array_equal(stored.features["embedding"], expected["embedding"])
+
+
+def test_a_disk_that_fills_under_the_writer_thread_is_one_line_in_the_pass(paths, tmp_path, monkeypatch):
+    """The rows are written on a thread; its full disk still stops the pass with check_room's one line."""
+    write = features.RowsFile.write
+
+    def fills_after_the_header(self, data):
+        if self.file.tell() > 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        write(self, data)
+
+    monkeypatch.setattr(features.RowsFile, "write", fills_after_the_header)
+    req = request(paths)
+    with pytest.raises(StorageError) as error:
+        extract([req], tmp_path, batch_size=2, log=None)
+    need = len(paths) * (4 * 64 * 2 + 1)
+    assert "\n" not in str(error.value) and f"writes {need} bytes" in str(error.value)
+    assert not list(tmp_path.glob(".*.partial")) and not FeatureStore(tmp_path).path(req.key()).exists()
