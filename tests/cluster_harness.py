@@ -3,14 +3,14 @@
 Run inside a private network namespace (`unshare -n`), where every socket Ray and MLflow
 open is on 127.0.0.1: a head and two worker nodes via `ray start`, each with its own ports,
 torn down by killing exactly the processes of this cluster (never a `ray stop`, which
-would also stop any other Ray on the host). With `isolated=True` each node also gets its
-own mount namespace (`unshare -m`) with a private, empty /tmp, into which only the declared
-shared storage (the scenario's WORKDIR) and the checkout are bind-mounted: nodes share no
-disk but that, as on separate hosts.
+would also stop any other Ray on the host). Each node also gets its own mount namespace
+(`unshare -m`) with a private, empty /tmp, into which only the declared shared storage (WORKDIR)
+and the checkout are bind-mounted: nodes share no disk but that, as on separate hosts.
 
-    unshare -n python tests/cluster_harness.py SCENARIO WORKDIR
+    unshare -n python tests/cluster_harness.py WORKDIR SCENARIO...
 
-prints one JSON line with what the scenario observed; the test asserts on it.
+runs the scenarios in turn on one cluster (starting one costs tens of seconds), each in its own
+WORKDIR/SCENARIO, and prints one JSON line {scenario: what it observed}; the tests assert on it.
 """
 from __future__ import annotations
 
@@ -54,18 +54,16 @@ def kill_trees(pids) -> None:
 class Cluster:
     """Head (no CPUs: trials must run on workers) + two single-CPU worker nodes."""
 
-    def __init__(self, workdir: Path, isolated: bool = False):
+    def __init__(self, workdir: Path):
         self.temp = Path(f"/tmp/aigid-cluster-{os.getpid()}")
         # Ray 2.60 token auth: head, workers and clients must agree on RAY_AUTH_MODE, or joins fail.
         self.env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled",
                     "PATH": f"{BIN}:{os.environ['PATH']}"}
-        self.workdir, self.isolated = workdir, isolated
+        self.workdir = workdir
 
     def on_node(self, n: int, *argv) -> list:
-        """`argv` run on node n: as is, or (isolated) in a mount namespace whose /tmp is the node's own
-        empty folder, with only WORKDIR and the checkout bound into it where they lie under /tmp."""
-        if not self.isolated:
-            return list(argv)
+        """`argv` run on node n in a mount namespace whose /tmp is the node's own empty folder, with
+        only WORKDIR and the checkout bound into it where they lie under /tmp."""
         private = Path(f"{self.temp}-private-{n}")
         private.mkdir(parents=True, exist_ok=True)
         inside = [(path, private / path.relative_to("/tmp")) for path in (self.workdir.resolve(), REPO)
@@ -203,9 +201,12 @@ def offline_smoke_on_nodes_sharing_nothing(cluster: Cluster, workdir: Path) -> d
 
 SCENARIOS = {"kill_worker_then_stop_and_resume_driver": kill_worker_then_stop_and_resume_driver,
              "offline_smoke_on_nodes_sharing_nothing": offline_smoke_on_nodes_sharing_nothing}
-ISOLATED = {"offline_smoke_on_nodes_sharing_nothing"}
 
 if __name__ == "__main__":
-    scenario, workdir = sys.argv[1], Path(sys.argv[2])
-    with Cluster(workdir, isolated=scenario in ISOLATED) as cluster:
-        print(json.dumps(SCENARIOS[scenario](cluster, workdir)), flush=True)
+    workdir, scenarios = Path(sys.argv[1]), sys.argv[2:]
+    with Cluster(workdir) as cluster:
+        observed = {}
+        for name in scenarios:
+            (workdir / name).mkdir(exist_ok=True)
+            observed[name] = SCENARIOS[name](cluster, workdir / name)
+        print(json.dumps(observed), flush=True)
