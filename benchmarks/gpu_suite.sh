@@ -46,6 +46,8 @@ if [[ "${1:-}" == "--cpu" ]]; then
     step finetune "$PYTHON" benchmarks/finetune_step.py --device cpu --steps 1 --methods lol
     step heads "$PYTHON" benchmarks/heads.py --train-rows 400 --test-rows 20 --trials 1 \
         --work "${TMPDIR:-/tmp}/aigid-gpu-suite-heads-cpu"
+    step heads_d128 "$PYTHON" benchmarks/heads.py --train-rows 200 --test-rows 20 --trials 2 --stack --proj-dim 128 \
+        --work "${TMPDIR:-/tmp}/aigid-gpu-suite-heads-cpu"
 else
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
     step precision "$PYTHON" benchmarks/precision.py --device cuda --images 2048 --workers 12
@@ -53,11 +55,13 @@ else
     step apn "$PYTHON" benchmarks/apn_step.py --preset paper --device cuda --batch 32
     step packing "$PYTHON" benchmarks/packing.py --gpu --num-cpus 16
     step finetune "$PYTHON" benchmarks/finetune_step.py --preset paper --device cuda --steps 10
-    step heads "$PYTHON" benchmarks/heads.py --device cuda --train-rows 8000 --trials 4 --threads 4 --workers 12
+    step heads "$PYTHON" benchmarks/heads.py --device cuda --train-rows 8000 --trials 4 --threads 4 --workers 12 --stack
+    step heads_d128 "$PYTHON" benchmarks/heads.py --device cuda --train-rows 8000 --trials 4 --threads 4 --workers 12 \
+        --stack --proj-dim 128
 fi
 
 echo "== summary" | tee -a "$LOG"
-for name in precision paper_scale apn packing finetune heads; do
+for name in precision paper_scale apn packing finetune heads heads_d128; do
     printf '%-12s %s\n' "$name" "$(cat "$LOG.$name")" | tee -a "$LOG"
     rm -f "$LOG.$name"
 done
