@@ -20,7 +20,7 @@ import numpy as np
 
 from aigid.data.layouts import SUBSET_IDS
 from aigid.data.perturb import LOL_TABLE_A4
-from aigid.figures import SYNTHETIC, heatmap, save
+from aigid.figures import SYNTHETIC, heatmap, pyplot, save
 from aigid.methods import LOL
 from aigid.methods.lol.config import BIGGAN_LR, OFFLINE_OVERRIDES
 from aigid.metrics import subset_key
@@ -104,10 +104,7 @@ def figures(trials, out_dir, synthetic):
     cases = [(s, here) for s in SUBSET_IDS if (here := finished(where(trials, train_subset=s)))]
     if not cases:
         return
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(1.5 + 0.9 * len(cases), 4))
     x = np.arange(len(cases))

@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from aigid.figures import SYNTHETIC
+from aigid.figures import SYNTHETIC, pyplot
 from aigid.methods import RINE
 from aigid.methods.rine import CLASS_SETTINGS
 from aigid.metrics import subset_key
@@ -92,10 +92,7 @@ def box_plots(trials, out_dir, synthetic):
     """Fig. 3(a-c): ACC and AP over the grid per backbone; Fig. 3(d-f): per ξ; Fig. 4: ACC per (q, d'),
     class settings pooled. (d-f) and Fig. 4 use ViT-L/14 only, as the authors draw them (every
     backbone on the stand-in, which has no ViT-L/14)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     done = finished(trials)
     if not done:

@@ -13,7 +13,7 @@ import os
 
 import numpy as np
 
-from aigid.figures import SYNTHETIC
+from aigid.figures import SYNTHETIC, pyplot
 from aigid.methods import RINE
 from aigid.metrics import subset_key
 from aigid.report import averaged_note, paper_columns, render
@@ -80,10 +80,7 @@ def per_test_set(trials):
 def curves(trials, out_dir, synthetic):
     """Fig. 5 (ACC after each epoch, mean over the 3 best configs) and Fig. 6 (ACC after one epoch
     against the fraction of the training set), one line per class setting."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     done = finished(trials)
     if not done:
