@@ -111,6 +111,7 @@ def test_dry_run_lists_each_detectors_trials(capsys, tmp_path, monkeypatch):
     for name in DETECTORS:
         assert f"compare: {name}: 3 trials" in out
     assert out.count("'test_perturb': 'blur=3'") == 5
+    assert out.count("no --data given") == 1  # five sweeps, one stand-in, said once
 
 
 @pytest.mark.slow

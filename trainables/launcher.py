@@ -7,6 +7,7 @@ and keeps its traceback).
 """
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 from dataclasses import dataclass
@@ -52,13 +53,19 @@ def base_overrides(sweep: Sweep, settings: Settings) -> dict:
     return {**base, **explicit}
 
 
+@functools.cache
+def announce_stand_in(root: Path) -> None:
+    """Once per process and root: sweeps/compare.py validates five sweeps on one stand-in."""
+    print(f"[aigid] no --data given: using the SYNTHETIC stand-in benchmark at {root} "
+          "(generated if absent; not a real dataset, results are a pipeline demo)", flush=True)
+
+
 def resolve_data(sweep: Sweep, settings: Settings) -> DatasetIndex:
     if settings.data:
         return scan(str(Path(settings.data).absolute()), settings.layout)
     layout = sweep.method.layout
     root = Path(DEFAULT_DATA_DIR).absolute() / f"synthetic-{layout}"
-    print(f"[aigid] no --data given: using the SYNTHETIC stand-in benchmark at {root} "
-          "(generated if absent; not a real dataset, results are a pipeline demo)", flush=True)
+    announce_stand_in(root)
     index = scan(ensure_synthetic(root, layout=layout), layout)
     index.stand_in = {"layout": layout}  # regenerated on nodes that lack it (ensure_here)
     return index
