@@ -110,6 +110,8 @@ class Cluster:
         kill_trees(roots + sh("pgrep", "-f", f"127.0.0.1:{HEAD_PORT}", check=False).stdout.split())
         for n in range(3):  # the nodes' private /tmp folders (their bind mounts died with their namespaces)
             shutil.rmtree(f"{self.temp}-private-{n}", ignore_errors=True)
+        for folder in (self.temp, *(f"{self.temp}-{n}" for n in (1, 2))):  # Ray's temp dirs, seen from this host
+            shutil.rmtree(folder, ignore_errors=True)
 
     def runtime_env(self) -> Path:
         """cluster/runtime_env.yaml as users submit it, less its `pip` list: this host's venv already
