@@ -121,7 +121,7 @@ def test_the_first_epochs_of_a_longer_run_are_the_shorter_run(ufd, cached):
 
 def same_results(stacked: dict, alone: dict) -> bool:
     """A stack member's result is its trial's: the same keys, ints equal, floats to float32 rounding (the
-    stack's batched matmuls round differently; measured: 2e-7 on train/loss, the rest equal)."""
+    stack's batched matmuls round differently; measured: up to 2e-7 on train/loss, 1e-8 on a held-out BCE, ACC and AP equal)."""
     return stacked.keys() == alone.keys() and all(
         stacked[k] == pytest.approx(v, rel=1e-5, abs=1e-6) if isinstance(v, float) else stacked[k] == v
         for k, v in alone.items())
