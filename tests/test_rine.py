@@ -121,7 +121,8 @@ def test_the_first_epochs_of_a_longer_run_are_the_shorter_run(ufd, cached):
 
 def same_results(stacked: dict, alone: dict) -> bool:
     """A stack member's result is its trial's: the same keys, ints equal, floats to float32 rounding (the
-    stack's batched matmuls round differently; measured: up to 2e-7 on train/loss, 1e-8 on a held-out BCE, ACC and AP equal)."""
+    stack's batched matmuls round differently; measured: up to 2e-7 on train/loss, 1e-8 on a held-out
+    BCE, ACC and AP equal)."""
     return stacked.keys() == alone.keys() and all(
         stacked[k] == pytest.approx(v, rel=1e-5, abs=1e-6) if isinstance(v, float) else stacked[k] == v
         for k, v in alone.items())
@@ -131,7 +132,8 @@ def same_results(stacked: dict, alone: dict) -> bool:
 def xi_axis(ufd, cached):
     """One grid point's ξ axis (§4.2) and a τ variant: they read configs[0]'s cached views."""
     base, features = cached[0][0], cached[1]
-    configs = [dataclasses.replace(base, xi=xi) for xi in (0.1, 0.8, 0.0)] + [dataclasses.replace(base, temperature=0.5)]
+    configs = [dataclasses.replace(base, xi=xi) for xi in (0.1, 0.8, 0.0)]
+    configs.append(dataclasses.replace(base, temperature=0.5))
     return configs, {"features": features}
 
 
