@@ -27,7 +27,7 @@ from aigid.data.layouts import scan
 from aigid.data.synthetic import make_synthetic
 from aigid.methods import apn, lol
 from aigid.methods.device import PLAIN_ENV
-from projection import BF16_FLOPS, GMACS
+from projection import BF16_FLOPS, GMACS, device_name
 
 # offline: the tiny stand-ins; paper: the papers' networks at random init (the same arithmetic as their weights)
 PRESETS = {
@@ -119,8 +119,7 @@ def main(argv=None) -> None:
     parser.add_argument("--steps", type=int, default=5, help="timed steps per variant (median)")
     parser.add_argument("--decode-batches", type=int, default=4, help="training batches decoded to time the loader")
     args = parser.parse_args(argv)
-    name = torch.cuda.get_device_name(args.device) if args.device.startswith("cuda") else "cpu"
-    print(f"device={args.device} ({name}) preset={args.preset} torch threads={torch.get_num_threads()}", flush=True)
+    print(f"device={args.device} ({device_name(args.device)}) preset={args.preset} torch threads={torch.get_num_threads()}", flush=True)
     with tempfile.TemporaryDirectory() as tmp:  # the trainers want a dataset; the timed steps use random tensors
         index = scan(make_synthetic(f"{tmp}/data", n_train=32, n_test=1))
         results = {method: measure(method, PRESETS[args.preset][method], index, args) for method in args.methods}

@@ -42,7 +42,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "benchmarks"))
-from projection import of_limit, project  # noqa: E402  (benchmarks/ is on the path only now)
+from projection import device_name, of_limit, project  # noqa: E402  (benchmarks/ is on the path only now)
 PAPER_IMAGES = 144_000  # §4.1: 4 ProGAN classes x 36K images
 GRID_TRIALS = 48  # Table 1's q x d' x xi grid of one setting
 CLASSES = ("car", "cat", "chair", "horse")
@@ -152,8 +152,8 @@ def child_extract(args) -> dict:
     seconds = time.perf_counter() - start
     images = sum(len(t.paths) for t in tables)
     on_disk = sum(f.stat().st_size for t in tables for f in Path(t.location).iterdir())
-    device = torch.cuda.get_device_name() if args.device == "cuda" else args.device
-    return {"images": images, "seconds": seconds, "bytes_per_image_view": on_disk / images, "device": device,
+    return {"images": images, "seconds": seconds, "bytes_per_image_view": on_disk / images,
+            "device": device_name(args.device),
             **memory.stop()}
 
 

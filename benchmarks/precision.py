@@ -22,7 +22,7 @@ from aigid.data.layouts import scan
 from aigid.data.synthetic import make_synthetic
 from aigid.data.transforms import test_transform
 from aigid.features import FeatureRequest, FeatureStore, FixedView, _build_encoder, compute_table
-from projection import of_limit
+from projection import device_name, of_limit
 
 
 def images_per_second(request: FeatureRequest, visual, store: FeatureStore, args) -> float:
@@ -56,7 +56,7 @@ def main() -> None:
             request = FeatureRequest(args.backbone, None, (args.output,), paths, FixedView(test_transform(224, small="pad")),
                                      precision=precision)
             rates[precision] = images_per_second(request, visual, store, args)
-        device = torch.cuda.get_device_name() if args.device == "cuda" else args.device
+        device = device_name(args.device)
         for precision, rate in rates.items():
             print(f"{precision:9s} {of_limit(rate, args.backbone, device)}")
     bf16 = of_limit(rates["bfloat16"], args.backbone, device)

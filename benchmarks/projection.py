@@ -30,6 +30,15 @@ APN_K, APN_EPOCHS, SDV14_TRAIN = [1, 5, 10, 15, 20, 25], 10, 323_994  # APN Tabl
 GENDET_CELLS, GENDET_STAGES, UFD_TRAIN = 9, 5 + 3 * 10 + 5, 720_000  # Table 5 M x alpha; aigid GenDet stages
 
 
+def device_name(device: str) -> str:
+    """The name BF16_LIMITS knows a device by: the GPU's own name for "cuda[:n]", else `device` ("cpu")."""
+    if not device.startswith("cuda"):
+        return device
+    import torch
+
+    return torch.cuda.get_device_name(device)
+
+
 def limit_images_per_s(backbone: str, flops: float = BF16_FLOPS) -> float:
     """Images/s of a forward pass at 224² when the device does nothing but `backbone`'s arithmetic."""
     return flops / (2 * GMACS[backbone] * 1e9)

@@ -83,7 +83,8 @@ class HeldOut:
         reports = []
         for test, val in zip(tests, vals):
             scores = dict(zip(map(id, self.tests.values()), np.split(test, ends)))
-            scores[id(self.val)] = val
+            if val is not None:
+                scores[id(self.val)] = val
             reports.append(held_out_summary(lambda part: binary_metrics(scores[id(part)], part.labels.numpy()),
                                             self.tests, self.val, self.averaged))
         return reports

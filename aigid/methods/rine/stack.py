@@ -83,6 +83,7 @@ class HeadStack:
             group["lr"] = config.lr_at(self.epoch)
         torch.manual_seed(config.seed * 100_003 + self.epoch)  # as RINETrainer.train_epoch: the same dropout masks
         self.base.train()
+        # every member draws its order (the same: one seed) so that its generator's state is its own trial's
         order = [torch.randperm(len(m.train.rows), generator=m.generator) for m in self.members][0].to(self.device)
         losses = []
         for batch in order.split(config.batch_size):
