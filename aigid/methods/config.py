@@ -126,6 +126,11 @@ class FlatConfig:
         decoded entry from another, so every clean test shares one whatever `perturb_seed` says."""
         return self.test_perturb, self.perturb_seed if self.test_perturb != perturb.NONE else 0
 
+    @property
+    def test_perturb_seed(self) -> int:
+        """The seed `test_perturbation` draws the test perturbation with (0 for clean tests)."""
+        return self.test_perturbation[1]
+
     def to_flat(self) -> dict:
         return asdict(self)
 

@@ -94,7 +94,7 @@ def scored_requests(config: RINEConfig, index: DatasetIndex, outputs) -> dict[tu
     paths = tuple(s.path for samples in select_test_samples(tested).values() for s in samples)
     return {name: FeatureRequest(config.backbone, config.pretrained, tuple(outputs), paths,
                                  FixedView(scored_view(config, k)), perturb=config.test_perturb,
-                                 perturb_seed=config.test_perturbation[1], root=str(tested.root),
+                                 perturb_seed=config.test_perturb_seed, root=str(tested.root),
                                  label=f"{config.backbone} test crop {k + 1}/{config.test_crops} ({config.test_perturb})")
             for k, name in enumerate(scored_view_names(config))}
 

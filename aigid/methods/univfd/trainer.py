@@ -82,7 +82,7 @@ def request_for_tests(config: UnivFDConfig, index: DatasetIndex) -> FeatureReque
     """Every test image, perturbed by the config's `test_perturb` before the centre crop."""
     paths = {s.path for samples in select_test_samples(index).values() for s in samples}
     return centre_crop_request(config, index, paths, f"{config.backbone} centre crop, test ({config.test_perturb})",
-                               perturb=config.test_perturb, perturb_seed=config.test_perturbation[1])
+                               perturb=config.test_perturb, perturb_seed=config.test_perturb_seed)
 
 
 def feature_requests(configs, index: DatasetIndex) -> dict[tuple, FeatureRequest]:
