@@ -26,6 +26,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 HEAD_PORT, DASHBOARD_PORT = 6390, 8275
+TRIALS = 4  # of each sweep (tests/cluster_sweep.py): both workers get trials, and a killed one's have a node to go to
 FAST = ["--pretrained", "none", "--backbone", "aigid-tiny-rn", "--set", "train_volume=None", "--set", "test_limit=4"]
 
 
@@ -136,9 +137,9 @@ class Cluster:
 
 
 def sweep_args(workdir: Path, script: str, *extra) -> list[str]:
-    return [f"sweeps/{script}", "-v", "--data", str(workdir / "data"), "--storage", str(workdir / "results"),
-            "--shared-storage", "--mlflow-uri", f"sqlite:///{workdir}/mlflow.db", "--cache-dir",
-            str(workdir / "cache"), *FAST, *extra]
+    return ["tests/cluster_sweep.py", f"sweeps/{script}", TRIALS, "-v", "--data", str(workdir / "data"), "--storage",
+            str(workdir / "results"), "--shared-storage", "--mlflow-uri", f"sqlite:///{workdir}/mlflow.db",
+            "--cache-dir", str(workdir / "cache"), *FAST, *extra]
 
 
 def job_id(submitted) -> str:
@@ -159,6 +160,7 @@ def wait_for(jobs, job: str, deadline: float, when=lambda: False, then=lambda: N
 def kill_worker_then_stop_and_resume_driver(cluster: Cluster, workdir: Path) -> dict:
     """Sweeps submitted with `ray job submit`:
     0. a node-local --storage is refused on this 3-node cluster, before any trial;
+    (the LoL cross-generator sweep, its first TRIALS training subsets)
     1. a worker node is SIGKILLed once two trials have checkpointed; the sweep must still finish;
     2. the driver job is stopped once a trial has finished, then resubmitted with --resume."""
     from ray.job_submission import JobSubmissionClient
@@ -189,12 +191,12 @@ def kill_worker_then_stop_and_resume_driver(cluster: Cluster, workdir: Path) -> 
 
 
 def offline_smoke_on_nodes_sharing_nothing(cluster: Cluster, workdir: Path) -> dict:
-    """The offline LoL smoke sweep, no --data, submitted with `ray job submit` to nodes that share
+    """The offline LoL smoke sweep (its first TRIALS), no --data, submitted with `ray job submit` to nodes that share
     no /tmp: the driver generates the stand-in under the head's private /tmp, so the worker nodes
     must regenerate it; only --storage, --cache-dir and the MLflow store are shared."""
-    submitted = cluster.submit("sweeps/lol_mask_grid.py", "--smoke", "--storage", workdir / "results", "--shared-storage",
-                               "--cache-dir", workdir / "cache", "--mlflow-uri", f"sqlite:///{workdir}/mlflow.db",
-                               "--name", "shared-nothing")
+    submitted = cluster.submit("tests/cluster_sweep.py", "sweeps/lol_mask_grid.py", TRIALS, "--smoke", "--storage",
+                               workdir / "results", "--shared-storage", "--cache-dir", workdir / "cache",
+                               "--mlflow-uri", f"sqlite:///{workdir}/mlflow.db", "--name", "shared-nothing")
     log = submitted.stdout + submitted.stderr
     data = next((line.split(" at ")[1].split(" (")[0] for line in log.splitlines() if "SYNTHETIC stand-in" in line), "")
     return {"returncode": submitted.returncode, "log": log[-30000:], "data_path": data,

@@ -45,8 +45,8 @@ def test_bad_input_fails_before_any_trial(small_genimage, tmp_path, sweep, argv,
     assert message in capsys.readouterr().err
 
 
-def test_proposal_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_proposal_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path, offline_cwd, capsys):
+    offline_cwd("genimage")
     sweep = Sweep(name="apn_e2e", method=APN, plan=grid(num_proposals=[1, 2]),
                   table=load_sweep("apn_proposals").table, doc="e2e test")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -67,8 +67,8 @@ def test_proposal_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, 
         assert {"test/mean/acc", "test/sdv14/acc", "train/mi", "train/q_loss"} <= set(child.data.metrics)
 
 
-def test_cross_scene_sweep_tests_on_the_synthetic_lsun_bedroom_scene(ray_session, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_cross_scene_sweep_tests_on_the_synthetic_lsun_bedroom_scene(ray_session, tmp_path, offline_cwd, capsys):
+    offline_cwd("genimage")
     sweep = load_sweep("apn_cross_scene")
     trials = main(sweep, ["--smoke", "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db", "--storage",
                           str(tmp_path / "results"), "--set", "num_proposals=1", *QUICK])

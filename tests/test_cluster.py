@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from aigid.data.synthetic import make_synthetic
+from cluster_harness import TRIALS
 
 HARNESS = Path(__file__).parent / "cluster_harness.py"
 
@@ -46,10 +47,10 @@ def test_cluster_survives_a_dead_worker_and_a_stopped_driver(observed):
     # A worker node died mid-sweep: its trials resumed from their checkpoints on the other node.
     assert out["killed_raylets"] == 1
     assert out["kill_status"] == "SUCCEEDED", out["kill_log"][-30000:]
-    assert "8/8 trials done" in out["kill_log"]
+    assert f"{TRIALS}/{TRIALS} trials done" in out["kill_log"]
     client = MlflowClient(f"sqlite:///{workdir}/mlflow.db")
     parent, children = runs_of(client, "killed-worker")
-    assert len(children) == 8 and all(c.info.status == "FINISHED" for c in children)
+    assert len(children) == TRIALS and all(c.info.status == "FINISHED" for c in children)
     assert parent.info.status == "FINISHED"
     assert all(c.data.tags.get("node_id") for c in children)  # where each trial ran is recorded
 
@@ -60,7 +61,7 @@ def test_cluster_survives_a_dead_worker_and_a_stopped_driver(observed):
     assert "resuming" in out["resume_log"]
     assert not [line for line in out["resume_log"].splitlines() if " epoch " in line and first_done in line]
     parent, children = runs_of(client, "stopped-driver")
-    assert len(children) == 8 and all(c.info.status == "FINISHED" for c in children)
+    assert len(children) == TRIALS and all(c.info.status == "FINISHED" for c in children)
     assert parent.info.status == "FINISHED"
 
 
@@ -71,10 +72,10 @@ def test_offline_smoke_sweep_runs_on_nodes_that_share_no_disk(observed):
     the declared storage, cache and MLflow store are shared."""
     workdir, out = observed[0] / SHARE_NOTHING, observed[1][SHARE_NOTHING]
     assert out["returncode"] == 0, out["log"]
-    assert "15/15 trials done" in out["log"], out["log"]
+    assert f"{TRIALS}/{TRIALS} trials done" in out["log"], out["log"]
     assert out["data_path"].startswith("/tmp/") and not out["data_visible_outside_the_head"]  # the head's /tmp was its own
     assert "does not have the synthetic stand-in" in out["log"]  # so the workers made their own copy
     parent, children = runs_of(MlflowClient(f"sqlite:///{workdir}/mlflow.db"), "shared-nothing", "lol_mask_grid")
-    assert len(children) == 15 and all(c.info.status == "FINISHED" for c in children)
+    assert len(children) == TRIALS and all(c.info.status == "FINISHED" for c in children)
     assert parent.info.status == "FINISHED"
     assert len({c.data.tags["node_id"] for c in children}) == 2  # both workers ran trials

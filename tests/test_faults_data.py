@@ -198,9 +198,9 @@ except UnreadableImage as error:
 
 @pytest.mark.slow
 def test_a_sweep_on_a_full_cache_dir_exits_2_with_one_line_and_its_rerun_finishes(ray_session, small_disk, tmp_path,
-                                                                                  monkeypatch, capsys):
+                                                                                  offline_cwd, capsys):
     disk, resize = small_disk
-    monkeypatch.chdir(tmp_path)  # the synthetic stand-in is generated here
+    offline_cwd("ufd")  # the synthetic stand-in is looked for here
     sweep = Sweep(name="full_cache_dir", method=RINE, plan=grid(q=[1]), table=load_sweep_module("rine_grid")["table"])
     argv = ["--smoke", "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db", "--storage", str(tmp_path / "results"),
             "--cache-dir", str(disk), "--set", "proj_dim=8"]
@@ -219,14 +219,14 @@ def test_a_sweep_on_a_full_cache_dir_exits_2_with_one_line_and_its_rerun_finishe
 
 @pytest.mark.slow
 def test_a_full_storage_stops_the_sweep_in_one_line_keeps_finished_trials_and_resume_completes(
-        ray_session, small_disk, tmp_path, monkeypatch, capsys):
+        ray_session, small_disk, tmp_path, offline_cwd, capsys):
     """--storage on a real tmpfs: too small to start (the room check stops the sweep before any trial),
     then too small for the largest head's checkpoint (that trial fails in one line), then grown: --resume
     runs what is left, and no finished trial is run or logged twice."""
     from mlflow import MlflowClient
 
     disk, resize = small_disk
-    monkeypatch.chdir(tmp_path)
+    offline_cwd("ufd")
     sweep = Sweep(name="full_storage", method=RINE, plan=grid(proj_dim=[8, 16, 1024]),
                   table=load_sweep_module("rine_grid")["table"])
     uri = f"sqlite:///{tmp_path}/mlflow.db"

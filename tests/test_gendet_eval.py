@@ -130,9 +130,11 @@ def sweep(name):
 
 
 @pytest.fixture(scope="module")
-def offline_dir(tmp_path_factory):
-    """One working folder for both sweeps: the synthetic GenImage stand-in is generated there once."""
-    return tmp_path_factory.mktemp("offline")
+def offline_dir(tmp_path_factory, stand_ins):
+    """One working folder for both sweeps, with the synthetic GenImage stand-in they train on."""
+    folder = tmp_path_factory.mktemp("offline")
+    stand_ins(folder, "genimage")
+    return folder
 
 
 def smoke(name, folder, capsys):

@@ -82,8 +82,8 @@ def test_a_dataset_outside_the_paper_asks_for_the_per_dataset_settings(tmp_path,
     assert "set train_subset, student_lr, classifier_lr yourself" in capsys.readouterr().err
 
 
-def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_session, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_table5_grid_runs_on_ray_logs_to_mlflow_and_shares_one_feature_pass(ray_session, tmp_path, offline_cwd, capsys):
+    offline_cwd("ufd")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     argv = ["--smoke", "-v", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache")]
     trials = main(load("gendet_margin_alpha"), argv)

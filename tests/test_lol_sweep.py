@@ -52,8 +52,8 @@ def test_data_volume_sweep_keeps_only_volumes_that_fit(small_genimage, capsys):
     assert "no volume of [400, 800" in capsys.readouterr().err
 
 
-def test_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_sweep_runs_on_ray_and_logs_nested_runs_to_mlflow(ray_session, tmp_path, offline_cwd, capsys):
+    offline_cwd("genimage")
     sweep = Sweep(name="lol_e2e", method=LOL, plan=grid(mask_ratio=[(0.0, 0.2), (0.6, 0.8)]),
                   table=load_sweep("lol_mask_grid").table, doc="e2e test")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
@@ -97,10 +97,10 @@ def test_cross_generator_trains_biggan_at_its_lower_lr(small_genimage):
 
 
 @pytest.mark.slow
-def test_fig2_draws_avg_acc_against_training_steps_from_mid_epoch_evaluations(ray_session, tmp_path, monkeypatch):
+def test_fig2_draws_avg_acc_against_training_steps_from_mid_epoch_evaluations(ray_session, tmp_path, offline_cwd):
     """The offline Fig. 2 sweep: three settings, evaluated every 2 steps (6 steps an epoch on the stand-in);
     the mid-epoch rows reach each trial's history, MLflow (epoch_end 0, the training step) and the figure."""
-    monkeypatch.chdir(tmp_path)
+    offline_cwd("genimage")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     trials = main(load_sweep("lol_fig2"), ["--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--name", "f2",
                                            "--set", "epochs=1", "--set", "eval_every_steps=2", "--set", "test_limit=4"])
@@ -121,12 +121,12 @@ def test_fig2_draws_avg_acc_against_training_steps_from_mid_epoch_evaluations(ra
 
 
 @pytest.mark.slow
-def test_robustness_trains_and_tests_each_trial_under_its_perturbation(ray_session, tmp_path, monkeypatch, capsys):
+def test_robustness_trains_and_tests_each_trial_under_its_perturbation(ray_session, tmp_path, offline_cwd, capsys):
     """Table A4 cut to one volume x {blur, crop}: one decoded entry per perturbation, each trial's config carries
     it on both sides, and the table prints the paper's numbers beside ours."""
     import dataclasses
 
-    monkeypatch.chdir(tmp_path)
+    offline_cwd("genimage")
     sweep = load_sweep("lol_robustness")
     plan = tuple(dataclasses.replace(part, axes={"train_volume": [16]}) for part in sweep.plan
                  if part.fixed["test_perturb"].startswith(("blurk", "crop")))
@@ -142,8 +142,8 @@ def test_robustness_trains_and_tests_each_trial_under_its_perturbation(ray_sessi
 
 
 @pytest.mark.slow
-def test_fig_a7_draws_acc_and_ap_matrices_under_the_combined_perturbation(ray_session, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_fig_a7_draws_acc_and_ap_matrices_under_the_combined_perturbation(ray_session, tmp_path, offline_cwd, capsys):
+    offline_cwd("genimage")
     trials = main(load_sweep("lol_cross_generator"), ["--fig-a7", "--smoke", "--mlflow-uri", f"sqlite:///{tmp_path}/mlflow.db",
                                                       "--storage", str(tmp_path / "results"), "--name", "a7",
                                                       "--set", "epochs=1", "--set", "test_limit=4"])

@@ -20,9 +20,9 @@ def test_the_grid_is_table_5_and_as_run_compresses_at_q95(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_a_perturbation_moves_a_trained_stand_ins_scores(ray_session, tmp_path, monkeypatch, capsys):
+def test_a_perturbation_moves_a_trained_stand_ins_scores(ray_session, tmp_path, offline_cwd, capsys):
     """Table 5's script on a cut plan: the 1-class model, tested clean and with Table 5's combined perturbation."""
-    monkeypatch.chdir(tmp_path)
+    offline_cwd("ufd")
     combined = RINE_TABLE5["combined"].spec()
     sweep = Sweep(name="rine_robustness_e2e", method=SCRIPT["SWEEP"].method, fixed={"paper_config": 1},
                   plan=grid(classes=[1], test_perturb=["none", combined]), table=SCRIPT["table"], doc="e2e test")
