@@ -20,7 +20,7 @@ import socket
 import zlib
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import numpy as np
 
@@ -74,13 +74,17 @@ def seal(folder: Path, streamed: dict[str, tuple[int, int]] | None = None) -> No
     (folder / SEAL).write_text(json.dumps(sums))
 
 
-def damage(folder: Path) -> str | None:
-    """What is wrong with a sealed entry (a file missing, of another size, or with other bytes), or None."""
+def damage(folder: Path, names: Iterable[str] | None = None) -> str | None:
+    """What is wrong with a sealed entry (a file missing, of another size, or with other bytes), or None;
+    only its files `names` when given (a reader that trusts those alone need not read the rest)."""
     try:
         sums = json.loads((folder / SEAL).read_text())
     except (OSError, ValueError) as error:
         return f"no readable {SEAL}: {error}"
-    for name, (size, crc) in sums.items():
+    for name in sums if names is None else names:
+        if name not in sums:
+            return f"{name} is not among the sealed files"
+        size, crc = sums[name]
         path = folder / name
         if not path.is_file():
             return f"{name} is missing"

@@ -111,6 +111,7 @@ def main():
     parser.add_argument("--test-rows", type=int, default=100, help="images per test set (half real, half fake)")
     parser.add_argument("--trials", type=int, default=2, help=f"trials, ξ cycling through Table 1's {XIS}")
     parser.add_argument("--proj-dim", type=int, default=1024, help="d' (Table 1, 4-class: 1024; §4.2 grid: 128-1024)")
+    parser.add_argument("--batch", type=int, default=128, help="batch size (§4.2: 128; the offline preset: 16)")
     parser.add_argument("--stack", action="store_true", help="also run the trials as one HeadStack (ξ vmapped)")
     parser.add_argument("--threads", type=int, default=2, help="torch threads")
     parser.add_argument("--workers", type=int, default=0, help="DataLoader workers decoding for the feature pass")
@@ -125,7 +126,7 @@ def main():
                         n_test=args.test_rows // 2)
     index = scan(str(data), "ufd")
     features.OUTPUTS["block_cls_ln2"] = standin_block_cls  # ViT-L/14's output shape; heads only read rows
-    configs = [dataclasses.replace(rine_config("cpu"), xi=XIS[i % len(XIS)], proj_dim=args.proj_dim)
+    configs = [dataclasses.replace(rine_config("cpu"), xi=XIS[i % len(XIS)], proj_dim=args.proj_dim, batch_size=args.batch)
                for i in range(args.trials)]
     requests = feature_requests(configs, index)
     tables = dict(zip(requests, features.extract(list(requests.values()), args.work / "store", num_workers=args.workers,

@@ -44,18 +44,21 @@ def test_bad_input_fails_before_any_trial(argv, message, small_ufd, capsys):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
-def test_grid_runs_on_ray_logs_to_mlflow_and_reuses_the_feature_cache(ray_session, tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+def test_grid_runs_on_ray_logs_to_mlflow_and_reuses_the_feature_cache(ray_session, tmp_path, offline_cwd, monkeypatch,
+                                                                    capsys):
+    offline_cwd("ufd")
+    monkeypatch.setenv("AIGID_STACK", "1")  # the ξ pairs stack on this CPU too (the default stacks on a GPU only)
     rine = load("rine_grid")
-    sweep = Sweep(name="rine_e2e", method=RINE, plan=grid(q=[1, 2]), table=rine["table"],
+    sweep = Sweep(name="rine_e2e", method=RINE, plan=grid(q=[1, 2], xi=[0.1, 0.2]), table=rine["table"],
                   figures=rine["box_plots"], doc="e2e test")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     argv = ["--smoke", "--mlflow-uri", uri, "--storage", str(tmp_path / "results"), "--cache-dir", str(tmp_path / "cache"),
             "--set", "proj_dim=8"]
     trials = main(sweep, argv)
-    assert len(trials) == 2 and all(t.finished for t in trials)
+    assert len(trials) == 4 and all(t.finished for t in trials)
     out = capsys.readouterr().out
-    assert "features computed once for 2 trials" in out
+    assert "features computed once for 4 trials" in out and "4 of the 4 trials train in 2 stack(s)" in out
+    assert not any((tmp_path / "cache" / ".sweeps").iterdir())  # the stacks' scratch goes once the sweep finished
     # the paper's rule (test ACC + AP) and the held-out one side by side; the mean over the paper's sets
     assert "test ACC+AP (§4.4)" in out and "val ACC+AP" in out
     assert "AVG: mean over 4 of the paper's 20 test sets" in out and "the data lacks stylegan2" in out
@@ -65,7 +68,11 @@ def test_grid_runs_on_ray_logs_to_mlflow_and_reuses_the_feature_cache(ray_sessio
     runs = client.search_runs([experiment.experiment_id])
     parent = next(r for r in runs if "mlflow.parentRunId" not in r.data.tags)
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(children) == 2 and all(c.info.status == "FINISHED" for c in children)
+    assert len(children) == 4 and all(c.info.status == "FINISHED" for c in children)
+    for q in ("1", "2"):  # each ξ pair is its own two runs, trained once as one stack by one of them
+        pair = [c.data.metrics for c in children if c.data.params["q"] == q]
+        assert [m["stack/members"] for m in pair] == [2, 2] and sorted(m["stack/trained_here"] for m in pair) == [0, 1]
+        assert pair[0]["train/loss"] != pair[1]["train/loss"]
     assert {"val/acc", "test/mean/acc", "test/progan/ap", "test/deepfake/acc"} <= set(children[0].data.metrics)
     assert {"summary.txt", "fig3_backbones.png", "fig4_q_dprime.png"} <= {a.path for a in client.list_artifacts(parent.info.run_id)}
 

@@ -93,6 +93,9 @@ def validate(sweep: Sweep, settings: Settings) -> Launch:
             check_backbone(*backbone)
             checked.add(backbone)
         configs.append(sweep.method.resolve(flat, index))
+    if sweep.method.start_order and settings.search == "grid":
+        order = sweep.method.start_order(configs)
+        trials, configs = [trials[i] for i in order], [configs[i] for i in order]
     points = [config.to_flat() for config in configs]
     axes = sweep.axes(settings.synthetic)
     filled = {k: v for k, v in dataset_defaults(sweep, trials[0], configs[0]).items() if k not in axes}

@@ -27,29 +27,31 @@ def pass_cpus() -> int:
     return max(1, min(MAX_PREPARE_CPUS, int(largest)))
 
 
-def _prepare_here(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int, log) -> dict:
+def _prepare_here(method: MethodSpec, index, configs: list, cache_dir: str, scratch: str | None, cpus: int,
+                  log) -> dict:
     ensure_here(index)
     torch.set_num_threads(cpus)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    context = PrepareContext(cache_dir, device=device, num_workers=max(0, cpus - 1), log=log)
+    context = PrepareContext(cache_dir, device=device, num_workers=max(0, cpus - 1), log=log, scratch=scratch)
     return method.prepare(index, configs, context)
 
 
 @ray.remote
-def _prepare_task(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int, lines: Queue,
-                  every_s: float) -> dict:
+def _prepare_task(method: MethodSpec, index, configs: list, cache_dir: str, scratch: str | None, cpus: int,
+                  lines: Queue, every_s: float) -> dict:
     # Lines go through `lines` to the driver as they are said: a task's own output reaches it only with
     # log_to_driver. The driver's progress interval (AIGID_PROGRESS_EVERY_S there) holds on the node too.
     progress.LOG_EVERY_S = every_s
-    return _prepare_here(method, index, configs, cache_dir, cpus, log=lines.put)
+    return _prepare_here(method, index, configs, cache_dir, scratch, cpus, log=lines.put)
 
 
-def _in_task(method: MethodSpec, index, configs: list, cache_dir: str, cpus: int, on_gpu: bool, show) -> dict:
+def _in_task(method: MethodSpec, index, configs: list, cache_dir: str, scratch: str | None, cpus: int, on_gpu: bool,
+             show) -> dict:
     """The pass as a Ray task, its lines shown live (polled every second) while the driver waits."""
     lines = Queue(actor_options={"num_cpus": 0})
     try:
         done = _prepare_task.options(num_cpus=cpus, num_gpus=1 if on_gpu else 0).remote(
-            method, index, configs, cache_dir, cpus, lines, progress.LOG_EVERY_S)
+            method, index, configs, cache_dir, scratch, cpus, lines, progress.LOG_EVERY_S)
         while True:
             finished, _ = ray.wait([done], timeout=1.0)
             for line in lines.get_nowait_batch(lines.qsize()):
@@ -68,9 +70,11 @@ def in_driver(on_gpu: bool) -> bool:
     return not on_gpu and len(nodes) == 1 and nodes[0]["NodeID"] == ray.get_runtime_context().get_node_id()
 
 
-def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: float, show=print) -> dict:
+def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: float, scratch: str | None = None,
+            show=print) -> dict:
     """What the trials of a sweep share, computed once on the cluster (a GPU when trials get one); each
-    line of the pass (progress every aigid.progress.LOG_EVERY_S) is handed to `show` as it is said."""
+    line of the pass (progress every aigid.progress.LOG_EVERY_S) is handed to `show` as it is said.
+    `scratch`: `PrepareContext.scratch`."""
     if method.prepare is None:
         return {}
     cpus = pass_cpus()
@@ -81,9 +85,9 @@ def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: f
     start = time.perf_counter()
     try:
         if here:
-            shared = _prepare_here(method, index, configs, cache_dir, cpus, log=show)
+            shared = _prepare_here(method, index, configs, cache_dir, scratch, cpus, log=show)
         else:
-            shared = _in_task(method, index, configs, cache_dir, cpus, on_gpu, show)
+            shared = _in_task(method, index, configs, cache_dir, scratch, cpus, on_gpu, show)
     except (UserError, ray.exceptions.RayTaskError) as error:
         cause = getattr(error, "cause", error)  # a task's own exception
         if isinstance(cause, UserError):  # DataError, BackboneError: the message names the fix

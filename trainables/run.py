@@ -1,8 +1,10 @@
 """Running a validated sweep: Ray, storage, the MLflow parent run, the shared preparation, the Tuner."""
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
+import shutil
 import sys
 import time
 
@@ -100,6 +102,10 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
     cache_dir = (check_shared_cache(settings.cache_dir, settings.shared_storage) if method.uses_feature_store
                  else os.path.abspath(settings.cache_dir))
     run_name, resuming = resolve_run(sweep.name, storage, settings.name, settings.resume)
+    # Work the trials of a plain grid sweep share (RINE's stacks), kept for --resume until the sweep finishes;
+    # named by run and storage (two storages may hold runs of one name).
+    scratch = (os.path.join(cache_dir, ".sweeps", f"{run_name}-{hashlib.sha256(storage.encode()).hexdigest()[:8]}")
+               if settings.search == "grid" and settings.scheduler == "none" else None)
     experiment = tracking.experiment_id(client, sweep.name)
     index = launch.index
     tags = {"method": method.name, "sweep": sweep.name, "dataset": index.layout, "data_root": index.root,
@@ -131,7 +137,7 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
     status, logger = "FAILED", None
     try:
         shared = prepare(method, index, launch.configs, cache_dir=cache_dir, gpus=settings.gpus_per_trial,
-                         show=tracking.PrepareLines(client, parent))
+                         scratch=scratch, show=tracking.PrepareLines(client, parent))
         logger = tracking.SweepLogger(uri, experiment, parent, tags)
         epochs = [c.epochs for c in launch.configs]
         progress = Progress(search.total, sum(epochs) if settings.search == "grid" else search.total * epochs[0],
@@ -153,11 +159,16 @@ def run_sweep(sweep: Sweep, settings: Settings, launch: Launch, client, uri: str
                                                "data_root": None if index.synthetic else index.root},
                folder=report_folder(storage, run_name))
         status = "FINISHED" if all(t.finished for t in trials) else "FAILED"
+        if status == "FINISHED" and scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
     finally:
         if logger is not None:
             logger.close()  # every queued child-run write lands before the parent is closed
         client.set_terminated(parent, status=status, end_time=int(time.time() * 1000))
     if status == "FAILED":  # after the table: a script or scheduler sees the failure in the exit status
         print(failures(trials, settings.max_failures, run_name), file=sys.stderr, flush=True)
+        if scratch and os.path.isdir(scratch):
+            print(f"[aigid] kept {scratch} (work its trials share) for --resume; delete it if you will not resume",
+                  file=sys.stderr, flush=True)
         raise SystemExit(1)
     return trials

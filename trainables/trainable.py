@@ -98,7 +98,8 @@ def drive(trainer: Trainer, config, selection: Selection) -> None:
         result = {**result, "node_id": node, SCORE: selection.score([*epochs, result], flat)}
         (epochs if result.get("epoch_end") else steps).append(
             {**{k: v for k, v in result.items() if isinstance(v, (int, float))}, ITERATION: progress[ITERATION]})
-        due = result.get("epoch") >= config.epochs or time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S
+        due = result.get("epoch") >= config.epochs or (getattr(trainer, "checkpoints_mid_run", True)
+                                                       and time.monotonic() - last_checkpoint >= CHECKPOINT_EVERY_S)
         if not (result.get("epoch_end") and due):
             tune.report(result)
             continue

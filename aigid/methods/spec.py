@@ -23,6 +23,8 @@ class Trainer(Protocol):
     yields `state_dict()` is a complete checkpoint, so a run restored with `load_state_dict()`
     continues where it stopped (the Ray adapter checkpoints at every `epoch_end`). It holds tensors
     and plain containers only (RNG states as tensors): checkpoints are read weights-only (aigid.checkpoints).
+    A trainer whose state exists after its last epoch only (a RINE stack member replaying results,
+    aigid/methods/rine/members.py) says so with an attribute `checkpoints_mid_run = False`.
     """
 
     def run(self) -> Iterator[dict]: ...
@@ -57,6 +59,10 @@ class PrepareContext:
     device: str = "cpu"
     num_workers: int = 0
     log: Callable[[str], None] = print
+    # A folder of this sweep on storage every node mounts, where its trials may share work (RINE's stacks);
+    # None outside a plain grid sweep: a searcher picks trials nobody can know ahead, ASHA stops them, and
+    # `aigid train` runs one.
+    scratch: str | None = None
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,12 @@ class MethodSpec:
     prepare: Callable[[DatasetIndex, Sequence, PrepareContext], dict] | None = None
     # The paper's rule for the best trial (reported as `score`, which Tune and every table rank by).
     selection: Selection = Selection(source="the paper's tables: Avg. ACC over the test subsets")
+    # (config, index, shared, device=...) -> a trainer for a trial that trains together with others (RINE's ξ
+    # stacks, grouped by its `prepare`), or None: it trains alone with `trainer_cls`.
+    stacked: Callable[..., Trainer | None] | None = None
+    # (resolved configs) -> their positions in the order a grid sweep starts them; None: the plan's order.
+    # RINE starts one member of every stack first, so that trials running at once train different stacks.
+    start_order: Callable[[Sequence], list[int]] | None = None
     # False where the score measures the method's detector only in its last epochs (GenDet's classifier
     # comes last): ASHA would rank trials on something else, so it is refused.
     early_stopping: bool = True
@@ -105,4 +117,6 @@ class MethodSpec:
         return config
 
     def trainer(self, config, index: DatasetIndex, shared: Mapping, *, device="cpu", num_workers: int = 0) -> Trainer:
-        return self.trainer_cls(config, index, shared, device=device, num_workers=num_workers)
+        """`trainer_cls`'s, or the `stacked` trainer of a trial the preparation grouped with others."""
+        member = self.stacked(config, index, shared, device=device) if self.stacked else None
+        return member or self.trainer_cls(config, index, shared, device=device, num_workers=num_workers)

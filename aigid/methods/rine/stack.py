@@ -9,17 +9,19 @@ differs. `HeadStack` stacks their heads' parameters along a leading axis
 val and test rows are scored once for all members.
 Dropout is vmapped with `randomness="same"`, so a member draws the masks its own trial draws; Adam is
 elementwise, so one Adam over the stacks is each member's Adam. A member's numbers are therefore its own
-trial's, up to the float rounding of batched matmuls (tests/test_rine.py), and after every epoch
+trial's, up to the float rounding of batched matmuls (tests/test_rine.py; over a long run Adam's
+normalised steps amplify that rounding as they would any change of summation order: benchmarks/RESULTS.md),
+and after every epoch
 each member's trainer holds its weights and optimizer state: its `state_dict()` is a checkpoint of the
 single trial, which `RINETrainer` resumes and `aigid eval` scores.
 
-What it is not (yet): a Tune integration. Each member stays its own trial only if the trials of one
-stack run in one trial process; see benchmarks/RESULTS.md ("RINE heads stacked") for the design and
-what it costs ASHA.
+In a grid sweep each member stays its own Tune trial and MLflow run, and the stack is trained once by
+whichever member starts first (aigid/methods/rine/members.py).
 """
 from __future__ import annotations
 
 import copy
+from itertools import zip_longest
 from typing import Iterator, Mapping, Sequence
 
 import numpy as np
@@ -41,12 +43,22 @@ def stack_key(config: RINEConfig) -> tuple:
     return tuple(sorted((k, repr(v)) for k, v in config.to_flat().items() if k not in STACKED))
 
 
+def _positions(configs: Sequence[RINEConfig]) -> list[list[int]]:
+    groups: dict[tuple, list[int]] = {}
+    for i, config in enumerate(configs):
+        groups.setdefault(stack_key(config), []).append(i)
+    return list(groups.values())
+
+
 def stacks(configs: Sequence[RINEConfig]) -> list[list[RINEConfig]]:
     """`configs` grouped into stacks (members in the given order; stacks in order of first member)."""
-    groups: dict[tuple, list[RINEConfig]] = {}
-    for config in configs:
-        groups.setdefault(stack_key(config), []).append(config)
-    return list(groups.values())
+    return [[configs[i] for i in group] for group in _positions(configs)]
+
+
+def leaders_first(configs: Sequence[RINEConfig]) -> list[int]:
+    """The order a grid sweep starts `configs` in: every stack's first member, then every stack's second,
+    and so on, so that trials running at once train different stacks instead of waiting on one."""
+    return [i for rank in zip_longest(*_positions(configs)) for i in rank if i is not None]
 
 
 class HeadStack:
