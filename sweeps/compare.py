@@ -43,7 +43,7 @@ from aigid.methods import METHODS
 from aigid.report import averaged_note, final, mean_std, render
 from aigid.trials import Trial, finished, layout_of, test_sets, where
 from trainables import tracking
-from trainables.arguments import check_run_names, parse_settings
+from trainables.arguments import build_parser, check_run_names, parse_settings
 from trainables.launcher import fail, quiet_libraries, validate
 from trainables.sweep import Offline, Sweep, grid
 
@@ -146,14 +146,32 @@ def tagged(trials: list[Trial], name: str) -> list[Trial]:
     return [replace(t, name=f"{DETECTOR}={name} {t.name}", config={**t.config, DETECTOR: name}) for t in trials]
 
 
+def add_perturb(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    parser.add_argument("--perturb", action="extend", nargs="+", default=[], metavar="SPEC",
+                        help="a test perturbation besides none (aigid.data.perturb's grammar, e.g. jpeg=30 blur=3; "
+                             "repeatable)")
+    return parser
+
+
+def parser_for(sweeps: dict[str, Sweep]) -> argparse.ArgumentParser:
+    """The flags all five sweeps take, and --perturb, under the comparison's own description."""
+    parser = add_perturb(build_parser(sweeps["univfd"]))
+    rules = "\n".join(f"  {name}: {sweep.method.selection.describe()}" for name, sweep in sweeps.items())
+    parser.prog = "python sweeps/compare.py"
+    parser.description = (
+        f"{__doc__}\nEach detector's best trial follows its own paper's rule:\n{rules}\n\n"
+        "Without --data it runs offline on a generated SYNTHETIC stand-in benchmark with tiny random-init models "
+        "(a demo of the pipeline, not the papers' numbers). `aigid config <detector>` lists the fields --set "
+        "takes. --resume is refused: resume each detector's run with its own sweep.")
+    return parser
+
+
 def main(argv=None) -> list[Trial]:
     """Validate all five detectors' trials, then run them one sweep after another under one MLflow parent."""
-    extra = argparse.ArgumentParser(add_help=False)
-    extra.add_argument("--perturb", action="extend", nargs="+", default=[], metavar="SPEC")
-    known, rest = extra.parse_known_args(argv)
+    known, _ = add_perturb(argparse.ArgumentParser(add_help=False)).parse_known_args(argv)
     perturbs = list(dict.fromkeys(p for p in known.perturb if p != NONE))
     sweeps = {name: sweep_of(name, perturbs) for name in DETECTORS}
-    settings = parse_settings(sweeps["univfd"], rest)  # common flags; --set and --epochs go to all five
+    settings = parse_settings(sweeps["univfd"], argv, parser_for(sweeps))  # --set and --epochs go to all five
     quiet_libraries()
     try:
         check_run_names(settings)

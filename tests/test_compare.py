@@ -104,8 +104,17 @@ def test_bad_perturbation_is_one_line_and_exit_2(capsys, tmp_path):
     assert err.startswith("error: ") and "jpg=5" in err and "\n" not in err
 
 
-def test_dry_run_lists_each_detectors_trials(capsys, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # the stand-in is generated under the working directory
+def test_help_describes_the_comparison_its_perturb_flag_and_each_detectors_best_rule(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        COMPARE["main"](["--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: python sweeps/compare.py") and "--perturb SPEC" in out
+    assert "LoL §4.3" in out and "RINE §4.4" in out and "aigid config <detector>" in out
+
+
+def test_dry_run_lists_each_detectors_trials(capsys, tmp_path, offline_cwd):
+    offline_cwd("ufd")  # the stand-in is looked for under the working directory
     assert COMPARE["main"](["--smoke", "--dry-run", "--perturb", "jpeg=5", "blur=3"]) == []
     out = capsys.readouterr().out
     for name in DETECTORS:
@@ -115,11 +124,11 @@ def test_dry_run_lists_each_detectors_trials(capsys, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_five_detectors_finish_under_one_mlflow_parent(ray_session, tmp_path, monkeypatch, capsys):
+def test_five_detectors_finish_under_one_mlflow_parent(ray_session, tmp_path, offline_cwd, capsys):
     """Real Ray, a real MLflow store: five detectors, a row each, a child run each below one parent."""
     from mlflow import MlflowClient
 
-    monkeypatch.chdir(tmp_path)
+    offline_cwd("ufd")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     trials = COMPARE["main"](["--smoke", "--name", "cmp", "--storage", str(tmp_path / "runs"),
                               "--cache-dir", str(tmp_path / "cache"), "--mlflow-uri", uri])

@@ -118,8 +118,9 @@ def build_parser(sweep: Sweep) -> argparse.ArgumentParser:
     return parser
 
 
-def parse_settings(sweep: Sweep, argv: Sequence[str] | None) -> Settings:
-    parser = build_parser(sweep)
+def parse_settings(sweep: Sweep, argv: Sequence[str] | None, parser: argparse.ArgumentParser | None = None) -> Settings:
+    """`argv` read by `parser` (default: `build_parser(sweep)`; sweeps/compare.py adds its own flags)."""
+    parser = parser or build_parser(sweep)
     args = parser.parse_args(argv)
     if args.seeds < 1:
         parser.error("--seeds must be >= 1")
