@@ -19,6 +19,7 @@ from aigid.methods.rine import (
     OFFLINE_OVERRIDES, RINEConfig, RINEHead, RINETrainer, check_data, feature_requests, supcon_loss,
     trainable_parameters,
 )
+from aigid.methods.rine import members
 from aigid.methods.rine.members import RESULTS_FILE, StackMember, stacking, state_file
 from aigid.methods.rine.scoring import logits_of
 from aigid.methods.rine.stack import HeadStack, leaders_first, stack_key, stacks
@@ -241,6 +242,30 @@ def test_a_member_waits_for_the_sibling_training_the_stack_and_trains_it_if_that
     assert restored.epoch == 2
     restored.load_state_dict({**again.state_dict(), "epoch": 1})
     assert [(r["epoch"], r["stack/trained_here"]) for r in restored.run()] == [(2, 1)] and member.entry.is_dir()
+
+
+def test_a_member_kept_waiting_past_the_deadline_trains_alone_and_a_late_store_keeps_the_stored_entry(
+        ufd, xi_axis, tmp_path, monkeypatch, capsys, from_file):
+    configs, shared = xi_axis[0][:2], xi_axis[1]
+    alone = list(RINETrainer(configs[1], ufd, shared).run())
+    member = sweep_members(ufd, configs, shared, tmp_path)[1]
+    member.entry.parent.mkdir(parents=True)
+    monkeypatch.setattr(members, "WAIT_S", 0.5)  # an NFSv3 lock of a dead node, or a stuck holder: held for good
+    with open(member.entry.with_suffix(".lock"), "a") as holder:
+        fcntl.flock(holder, fcntl.LOCK_EX)
+        reported = list(member.run())
+    assert "still locked after 1 s (AIGID_STACK_WAIT_S): this member trains alone" in capsys.readouterr().out
+    assert [(r["stack/members"], r["stack/trained_here"]) for r in reported] == [(1, 1), (1, 1)]
+    assert all(same_results(without_stack_keys(r), a) for r, a in zip(reported, alone, strict=True))
+    resumed = RINETrainer(configs[1], ufd, shared)
+    resumed.load_state_dict(from_file(member.state_dict()))  # its checkpoint: its own trial's, as ever
+    assert resumed.epoch == 2 and not member.entry.exists()
+    # Two members trained the stack (a lock that did not hold across nodes): the second to store keeps the first's
+    first, second = sweep_members(ufd, configs, shared, tmp_path)
+    list(first.run())
+    stored = (member.entry / RESULTS_FILE).read_text()
+    assert len(list(second._train())) == 2 and (member.entry / RESULTS_FILE).read_text() == stored
+    assert [p.name for p in member.entry.parent.iterdir() if p.name.endswith(".partial")] == []
 
 
 def test_sweeps_stack_on_a_gpu_unless_told_otherwise(monkeypatch):

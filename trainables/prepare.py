@@ -28,30 +28,31 @@ def pass_cpus() -> int:
 
 
 def _prepare_here(method: MethodSpec, index, configs: list, cache_dir: str, scratch: str | None, cpus: int,
-                  log) -> dict:
+                  trial_device: str, log) -> dict:
     ensure_here(index)
     torch.set_num_threads(cpus)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    context = PrepareContext(cache_dir, device=device, num_workers=max(0, cpus - 1), log=log, scratch=scratch)
+    context = PrepareContext(cache_dir, device=device, num_workers=max(0, cpus - 1), log=log, scratch=scratch,
+                             trial_device=trial_device)
     return method.prepare(index, configs, context)
 
 
 @ray.remote
 def _prepare_task(method: MethodSpec, index, configs: list, cache_dir: str, scratch: str | None, cpus: int,
-                  lines: Queue, every_s: float) -> dict:
+                  trial_device: str, lines: Queue, every_s: float) -> dict:
     # Lines go through `lines` to the driver as they are said: a task's own output reaches it only with
     # log_to_driver. The driver's progress interval (AIGID_PROGRESS_EVERY_S there) holds on the node too.
     progress.LOG_EVERY_S = every_s
-    return _prepare_here(method, index, configs, cache_dir, scratch, cpus, log=lines.put)
+    return _prepare_here(method, index, configs, cache_dir, scratch, cpus, trial_device, log=lines.put)
 
 
 def _in_task(method: MethodSpec, index, configs: list, cache_dir: str, scratch: str | None, cpus: int, on_gpu: bool,
-             show) -> dict:
+             trial_device: str, show) -> dict:
     """The pass as a Ray task, its lines shown live (polled every second) while the driver waits."""
     lines = Queue(actor_options={"num_cpus": 0})
     try:
         done = _prepare_task.options(num_cpus=cpus, num_gpus=1 if on_gpu else 0).remote(
-            method, index, configs, cache_dir, scratch, cpus, lines, progress.LOG_EVERY_S)
+            method, index, configs, cache_dir, scratch, cpus, trial_device, lines, progress.LOG_EVERY_S)
         while True:
             finished, _ = ray.wait([done], timeout=1.0)
             for line in lines.get_nowait_batch(lines.qsize()):
@@ -80,14 +81,15 @@ def prepare(method: MethodSpec, index, configs: list, *, cache_dir: str, gpus: f
     cpus = pass_cpus()
     on_gpu = method.uses_feature_store and gpus > 0
     here = in_driver(on_gpu)
+    trial_device = "cuda" if gpus > 0 else "cpu"
     print(f"[aigid] preparing what the {len(configs)} trials share, once, on {'a GPU' if on_gpu else f'{cpus} CPU(s)'}"
           f"{' in this process' if here else ''}", flush=True)
     start = time.perf_counter()
     try:
         if here:
-            shared = _prepare_here(method, index, configs, cache_dir, scratch, cpus, log=show)
+            shared = _prepare_here(method, index, configs, cache_dir, scratch, cpus, trial_device, log=show)
         else:
-            shared = _in_task(method, index, configs, cache_dir, scratch, cpus, on_gpu, show)
+            shared = _in_task(method, index, configs, cache_dir, scratch, cpus, on_gpu, trial_device, show)
     except (UserError, ray.exceptions.RayTaskError) as error:
         cause = getattr(error, "cause", error)  # a task's own exception
         if isinstance(cause, UserError):  # DataError, BackboneError: the message names the fix

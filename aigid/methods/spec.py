@@ -63,6 +63,8 @@ class PrepareContext:
     # None outside a plain grid sweep: a searcher picks trials nobody can know ahead, ASHA stops them, and
     # `aigid train` runs one.
     scratch: str | None = None
+    # Where the sweep's trials run ("cuda" when they get GPUs), which may not be where the preparation runs.
+    trial_device: str = "cpu"
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,10 @@ checkpoints) as they come, and stores every member's epoch results and last stat
 by epoch, as its trial would have alone (to float32 rounding per step, tests/test_rine.py), with its last state as
 its checkpoint. Siblings that start meanwhile wait on the lock and find the entry. A member killed while
 training leaves no entry; the kernel drops its lock (flock; NFS maps it to byte-range locks), and the next
-member to take it trains the stack again. Nothing is unpickled: results are JSON, states are read
-weights-only.
+member to take it trains the stack again. A member that cannot get the lock within AIGID_STACK_WAIT_S
+(an NFSv3 lock of a node that died stays held until that node reboots) or finds no file locks on the
+storage trains alone, as it would outside a stack: slower, never wrong. Nothing is unpickled: results are
+JSON, states are read weights-only.
 
 Only a plain grid sweep stacks (`PrepareContext.scratch`): a searcher (Optuna) picks trials nobody can
 know ahead, and under ASHA a stopped trainer would leave its siblings to train the stack again (what
@@ -19,25 +21,32 @@ default (`stacking`).
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import hashlib
 import json
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import torch
 
 from aigid import checkpoints
-from aigid.cache import FULL_DISK, damage, partial_folder, seal
+from aigid.cache import FULL_DISK, damage, partial_folder, remove_dead_partials, seal
 from aigid.data.index import DatasetIndex
 from aigid.errors import ConfigError, StorageError
 from aigid.features import SharedFeatures
 from aigid.methods.rine.config import RINEConfig
 from aigid.methods.rine.stack import HeadStack, stack_key, stacks
+from aigid.methods.rine.trainer import RINETrainer
 
 RESULTS_FILE = "results.json"  # [member][epoch] -> the result its trial reports
+# How long a member waits for the sibling training its stack before it trains alone; minutes at the paper's
+# scale on a GPU, so an hour is a stuck or dead holder (an NFSv3 lock outlives a dead node until it reboots).
+WAIT_S = float(os.environ.get("AIGID_STACK_WAIT_S", 3600))
+NOTE_EVERY_S = 60.0  # a waiting member says so this often
 
 
 def state_file(position: int) -> str:
@@ -62,7 +71,7 @@ class FeaturesAndStacks(SharedFeatures):
 
     def __call__(self, index, configs, context) -> dict:
         shared = super().__call__(index, configs, context)
-        stacked = context.scratch and stacking(context.device)
+        stacked = context.scratch and stacking(context.trial_device)
         groups = [group for group in stacks(configs) if len(group) > 1] if stacked else []
         if not groups:
             return shared
@@ -92,22 +101,27 @@ class StackMember:
         name = hashlib.sha256(json.dumps(members, sort_keys=True, default=repr).encode()).hexdigest()[:20]
         self.entry = Path(shared["scratch"]) / "rine-stacks" / name
         self.epoch = 0
+        self.restored: dict | None = None  # the checkpoint this trial was restored from
         self.stack: HeadStack | None = None  # while this trial trains it
+        self.alone: RINETrainer | None = None  # when it could not wait for the stack (`_take`)
 
     @property
     def checkpoints_mid_run(self) -> bool:
-        """While training the stack only: the entry holds each member's last state, not one per epoch
-        (that would be GBs at d' 1024), so a replaying member checkpoints at its last epoch."""
-        return self.stack is not None
+        """While training (the stack, or alone) only: the entry holds each member's last state, not one per
+        epoch (that would be GBs at d' 1024), so a replaying member checkpoints at its last epoch."""
+        return self.stack is not None or self.alone is not None
 
     def run(self) -> Iterator[dict]:
-        results = self._load()
+        results = self._load(remove=False)  # a damaged entry is removed under the lock only
         if results is None:
             self.entry.parent.mkdir(parents=True, exist_ok=True)
             with open(self.entry.with_suffix(".lock"), "a") as lock:
-                fcntl.flock(lock, fcntl.LOCK_EX)  # held by a sibling while it trains the stack; a dead one's is gone
-                results = self._load()
+                if not self._take(lock):
+                    yield from self._train_alone()
+                    return
+                results = self._load(remove=True)
                 if results is None:
+                    remove_dead_partials(self.entry.parent)  # left by a member of this host killed while storing
                     yield from self._train()
                     return
         for result in results[self.position][self.epoch:]:  # a restored trial replays what its checkpoint lacks
@@ -115,6 +129,8 @@ class StackMember:
             yield self._tagged(result)
 
     def state_dict(self) -> dict:
+        if self.alone is not None:
+            return self.alone.state_dict()
         if self.stack is not None:
             return self.stack.members[self.position].state_dict()  # a single trial's checkpoint (stack.py)
         if self.epoch < self.config.epochs:
@@ -125,23 +141,61 @@ class StackMember:
     def load_state_dict(self, state: dict) -> None:
         """A restored trial goes on after its checkpoint's epoch (the stack is trained whole if not stored)."""
         self.config.check_checkpoint(state)
-        self.epoch = state["epoch"]
+        self.epoch, self.restored = state["epoch"], state
 
     def _tagged(self, result: dict) -> dict:
-        return {**result, "stack/members": len(self.members), "stack/trained_here": int(self.stack is not None)}
+        """`result` with the stack's size and whether this trial trained it (a member trained alone: a stack of 1)."""
+        return {**result, "stack/members": 1 if self.alone else len(self.members),
+                "stack/trained_here": int(self.stack is not None or self.alone is not None)}
 
-    def _load(self) -> list[list[dict]] | None:
+    def _take(self, lock) -> bool:
+        """Wait for the stack's lock (a sibling holds it while it trains the stack; a dead one's is gone): True
+        once held; False after WAIT_S, or at once where the storage has no file locks."""
+        start = noted = time.monotonic()
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+            except OSError as error:  # ENOLCK, EOPNOTSUPP: e.g. a Lustre mount without flock
+                print(f"[aigid] no file locks on {self.entry.parent} ({error.strerror}): this stack member "
+                      "trains alone", flush=True)
+                return False
+            waited = time.monotonic() - start
+            if waited >= WAIT_S:
+                print(f"[aigid] stack {self.entry.name} still locked after {waited:.0f} s (AIGID_STACK_WAIT_S): "
+                      "this member trains alone", flush=True)
+                return False
+            if time.monotonic() - noted >= NOTE_EVERY_S:
+                print(f"[aigid] waiting {waited:.0f} s for the sibling trial training stack {self.entry.name}",
+                      flush=True)
+                noted = time.monotonic()
+            time.sleep(1.0)
+
+    def _load(self, *, remove: bool) -> list[list[dict]] | None:
         """The entry's results ([member][epoch]) if the checksums of what this member reads (the results and its
-        own state; not its siblings' states, each GBs at d' 1024) hold; a damaged entry is removed (and
-        trained again)."""
+        own state; not its siblings' states, each GBs at d' 1024) hold. A damaged entry is removed (and trained
+        again) if `remove`: only under the lock, where no sibling can be storing a sound one."""
         if not self.entry.is_dir():
             return None
         problem = damage(self.entry, [RESULTS_FILE, state_file(self.position)])
         if problem is None:
             return json.loads((self.entry / RESULTS_FILE).read_text())
-        print(f"[aigid] stack entry {self.entry} is damaged ({problem}): training the stack again", flush=True)
-        shutil.rmtree(self.entry, ignore_errors=True)
+        if remove:
+            print(f"[aigid] stack entry {self.entry} is damaged ({problem}): training the stack again", flush=True)
+            shutil.rmtree(self.entry, ignore_errors=True)
         return None
+
+    def _train_alone(self) -> Iterator[dict]:
+        """This member as its own trial, outside the stack (resumed from its checkpoint where it has one)."""
+        self.alone = RINETrainer(self.config, self.index, self.shared, device=self.device)
+        if self.restored is not None:  # every member's checkpoint is a single trial's (stack.py)
+            self.alone.load_state_dict(self.restored)
+        for result in self.alone.run():
+            if result["epoch"] > self.epoch:
+                self.epoch = result["epoch"]
+                yield self._tagged(result)
 
     def _train(self) -> Iterator[dict]:
         """Train the stack, yielding this member's results; every member's are stored before its last epoch's."""
@@ -157,18 +211,26 @@ class StackMember:
                 yield self._tagged(results[self.position])
 
     def _store(self, epochs: list[list[dict]]) -> None:
-        """Write every member's results and last state into a partial folder, seal it, rename it into place."""
-        partial = partial_folder(self.entry.parent, self.entry.name)
+        """Write every member's results and last state into a partial folder, seal it, rename it into place
+        (where a sibling stored the stack meanwhile, its sound entry stands: a lock that did not hold across
+        nodes, or a stale directory cache that hid the entry)."""
+        partial = None
         try:
+            partial = partial_folder(self.entry.parent, self.entry.name)
             (partial / RESULTS_FILE).write_text(json.dumps([list(member) for member in zip(*epochs)]))
             for g, member in enumerate(self.stack.members):
                 checkpoints.save(member.state_dict(), partial / state_file(g))
             seal(partial)
-            partial.rename(self.entry)
+            try:
+                partial.rename(self.entry)
+            except OSError as error:
+                if error.errno not in (errno.ENOTEMPTY, errno.EEXIST) or self._load(remove=False) is None:
+                    raise
         except OSError as error:
             if error.errno not in FULL_DISK:
                 raise
             raise StorageError(f"--cache-dir {self.entry.parent} is full: a RINE stack's results and states did not "
                                "fit; free space there and --resume the run (finished trials are kept)") from None
         finally:
-            shutil.rmtree(partial, ignore_errors=True)
+            if partial is not None:
+                shutil.rmtree(partial, ignore_errors=True)
