@@ -157,8 +157,9 @@ def test_table4_degradations_move_a_trained_stand_ins_test_metrics(ray_session, 
     clean = by_perturb.pop("none")
     assert clean.config["train_subset"] == "sdv14"
     assert {k.split("/")[1] for k in clean.epochs[-1] if k.startswith("test/")} == {"sdv14", "mean"}
-    for spec, trial in by_perturb.items():  # every degradation reaches the scores
-        assert abs(trial.last("test/sdv14/loss") - clean.last("test/sdv14/loss")) > 1e-4, spec
+    for spec, trial in by_perturb.items():  # every degradation reaches the scores: the test BCE moves, if only a
+        # little on the stand-in (jpeg=65 moved it by 9.5e-5 on one CPU, 1e-4 on another); 1e-6 allows float noise
+        assert abs(trial.last("test/sdv14/loss") - clean.last("test/sdv14/loss")) > 1e-6, spec
     moved = [s for s, t in by_perturb.items() if (t.last("test/sdv14/acc"), t.last("test/sdv14/ap"))
              != (clean.last("test/sdv14/acc"), clean.last("test/sdv14/ap"))]
     assert "downscale=64" in moved or "jpeg=30" in moved, moved
