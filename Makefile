@@ -15,6 +15,10 @@ TORCH := torch==2.14.1 torchvision==0.29.1
 TORCH_CUDA := 13.0
 CUDA_DRIVER_MIN := 580
 SWEEP ?= lol_mask_grid
+# Test processes (pytest-xdist). --dist loadscope keeps a module's tests in one process, so a module's costly
+# fixture (a cluster, a trained stand-in) is built once; JOBS=0 runs the suite in this process alone.
+JOBS ?= 2
+PYTEST := $(PY) -m pytest -n $(JOBS) --dist loadscope
 
 .PHONY: setup sweep test test-all mlflow-ui clean
 setup: $(VENV)/.installed
@@ -33,10 +37,10 @@ sweep: setup
 	$(PY) sweeps/$(SWEEP).py $(ARGS)
 
 test: setup
-	$(PY) -m pytest -m "not slow" $(ARGS)
+	$(PYTEST) -m "not slow" $(ARGS)
 
 test-all: setup
-	$(PY) -m pytest $(ARGS)
+	$(PYTEST) $(ARGS)
 
 mlflow-ui: setup
 	$(VENV)/bin/mlflow ui --backend-store-uri sqlite:///mlflow.db --port 5000
