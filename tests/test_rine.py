@@ -215,6 +215,9 @@ def test_in_a_sweep_each_member_reports_its_own_trials_results_and_one_trains_th
     restored.load_state_dict({**from_file(first.state_dict()), "epoch": 1})  # resumed: replays what is left
     assert [r["epoch"] for r in restored.run()] == [2]
     assert isinstance(RINE.trainer(configs[0], ufd, shared), RINETrainer)  # outside every stack: alone
+    other_data = {view: dataclasses.replace(table, location=f"{table.location}-re-extracted")
+                  for view, table in shared["features"].items()}  # e.g. a run resumed on changed images
+    assert sweep_members(ufd, configs, {**shared, "features": other_data}, tmp_path)[0].entry != first.entry
 
 
 def test_a_member_waits_for_the_sibling_training_the_stack_and_trains_it_if_that_one_dies(ufd, xi_axis, tmp_path):

@@ -41,6 +41,7 @@ from aigid.features import SharedFeatures
 from aigid.methods.rine.config import RINEConfig
 from aigid.methods.rine.stack import HeadStack, stack_key, stacks
 from aigid.methods.rine.trainer import RINETrainer
+from aigid.methods.rine.views import scored_view_names, train_view_name, val_view_name
 
 RESULTS_FILE = "results.json"  # [member][epoch] -> the result its trial reports
 # How long a member waits for the sibling training its stack before it trains alone; minutes at the paper's
@@ -98,7 +99,12 @@ class StackMember:
         self.config, self.index, self.shared, self.device = config, index, shared, device
         self.members = members
         self.position = members.index(config.to_flat())
-        name = hashlib.sha256(json.dumps(members, sort_keys=True, default=repr).encode()).hexdigest()[:20]
+        # named by its members and the store entries of the features they read: a run resumed on other data
+        # (or other weights) trains its stacks again instead of replaying the old results
+        views = [*(train_view_name(config, v) for v in range(config.epochs)), val_view_name(config),
+                 *scored_view_names(config)]
+        read = [shared["features"][view].location for view in views]
+        name = hashlib.sha256(json.dumps([members, read], sort_keys=True, default=repr).encode()).hexdigest()[:20]
         self.entry = Path(shared["scratch"]) / "rine-stacks" / name
         self.epoch = 0
         self.restored: dict | None = None  # the checkpoint this trial was restored from
