@@ -12,6 +12,8 @@
 #      trial against the H200's limit and against decoding (benchmarks/finetune_step.py)
 #   6. RINE head trials at the paper's shapes from device-resident rows against their bare arithmetic
 #      (benchmarks/heads.py --device cuda: trials per hour and the data path efficiency)
+#   7. RINE's offline smoke grid as a real sweep, trials at 0.25 GPU, its 48 trials in 12 xi stacks (Ray, MLflow,
+#      each member its own trial and run: aigid/methods/rine/members.py) -- the stacks' first run on CUDA
 # --cpu runs the same scripts at tiny shapes on CPU, so that the suite is known to work without a GPU.
 # A failed step is reported (FAILED, and exit status 1 at the end) and the suite goes on: a GPU lease is
 # too short to lose the other steps.
@@ -21,6 +23,12 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-$([[ -x .venv/bin/python ]] && echo .venv/bin/python || echo python3)}
 LOG=gpu_suite.log
+SWEEP_WORK="${TMPDIR:-/tmp}/aigid-gpu-suite-sweep"
+stacked_sweep() {  # stacked_sweep [sweep flags]: the offline RINE smoke grid, stacked, in a fresh folder
+    rm -rf "$SWEEP_WORK"
+    AIGID_STACK=${AIGID_STACK:-auto} "$PYTHON" sweeps/rine_grid.py --smoke --name gpu-suite-stacks \
+        --storage "$SWEEP_WORK/runs" --cache-dir "$SWEEP_WORK/cache" --mlflow-uri "sqlite:///$SWEEP_WORK/mlflow.db" "$@"
+}
 : >"$LOG"
 
 step() {  # step NAME COMMAND...: run, keep the output, remember its last line for the summary
@@ -48,6 +56,7 @@ if [[ "${1:-}" == "--cpu" ]]; then
         --work "${TMPDIR:-/tmp}/aigid-gpu-suite-heads-cpu"
     step heads_d128 "$PYTHON" benchmarks/heads.py --train-rows 200 --test-rows 20 --trials 2 --stack --proj-dim 128 \
         --work "${TMPDIR:-/tmp}/aigid-gpu-suite-heads-cpu"
+    AIGID_STACK=1 step stacked_sweep stacked_sweep
 else
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
     step precision "$PYTHON" benchmarks/precision.py --device cuda --images 2048 --workers 12
@@ -58,10 +67,11 @@ else
     step heads "$PYTHON" benchmarks/heads.py --device cuda --train-rows 8000 --trials 4 --threads 4 --workers 12 --stack
     step heads_d128 "$PYTHON" benchmarks/heads.py --device cuda --train-rows 8000 --trials 4 --threads 4 --workers 12 \
         --stack --proj-dim 128
+    step stacked_sweep stacked_sweep --gpus-per-trial 0.25
 fi
 
 echo "== summary" | tee -a "$LOG"
-for name in precision paper_scale apn packing finetune heads heads_d128; do
+for name in precision paper_scale apn packing finetune heads heads_d128 stacked_sweep; do
     printf '%-12s %s\n' "$name" "$(cat "$LOG.$name")" | tee -a "$LOG"
     rm -f "$LOG.$name"
 done
