@@ -71,8 +71,8 @@ class FeaturesAndStacks(SharedFeatures):
     (`stacking`), its stacks: {"stacks": {stack_key: [member flat configs]}, "scratch": folder} beside them."""
 
     def __call__(self, index, configs, context) -> dict:
+        stacked = context.scratch and stacking(context.trial_device)  # a bad AIGID_STACK fails before the pass
         shared = super().__call__(index, configs, context)
-        stacked = context.scratch and stacking(context.trial_device)
         groups = [group for group in stacks(configs) if len(group) > 1] if stacked else []
         if not groups:
             return shared
