@@ -266,10 +266,11 @@ def open_fresh_store(uri, start, answers):
 
 def test_sweeps_opening_a_fresh_sqlite_store_at_once_all_get_it(tmp_path):
     """Issue 21 (12): without the lock one of them failed in MLflow's table migration
-    ('duplicate column name: step'); forked, so each starts with the imports done."""
+    ('duplicate column name: step'); forked, so each starts with the imports done. The store's folder
+    is new too: a sweep makes it."""
     forked = multiprocessing.get_context("fork")
     start, answers = forked.Barrier(3), forked.Queue()
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    uri = f"sqlite:///{tmp_path}/new/folder/mlflow.db"
     processes = [forked.Process(target=open_fresh_store, args=(uri, start, answers)) for _ in range(3)]
     for process in processes:
         process.start()

@@ -15,6 +15,7 @@ import queue
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -59,11 +60,14 @@ def connect(uri: str, *, read_only: bool = False) -> MlflowClient:
 @contextlib.contextmanager
 def sqlite_lock(uri: str):
     """Hold a lock beside a local SQLite store while a client opens it: two sweeps started at once on a
-    fresh store otherwise both create and migrate its tables ('duplicate column name: step')."""
+    fresh store otherwise both create and migrate its tables ('duplicate column name: step'). A new
+    store's folder is made, as a sweep makes its --storage."""
     if not uri.startswith(SQLITE):
         yield
         return
-    with open(f"{uri[len(SQLITE):]}.lock", "a") as lock:
+    path = Path(uri[len(SQLITE):])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(f"{path}.lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         yield
 
