@@ -44,6 +44,7 @@ from aigid.cache import (RowsFile, check_room, damage, disk_full_is_an_error, pa
 from aigid.backbones import block_cls_tokens, create_image_encoder, patch_tokens, random_init_id, resolve_model_name
 from aigid.data import perturb as perturbations
 from aigid.data.datasets import IndexedImages, collate_indexed
+from aigid.data.device_decode import DeviceDecoder, EncodedImages, collate_encoded, tensor_steps
 from aigid.data.files import content_key
 from aigid.data.index import DataError
 from aigid.errors import StorageError
@@ -78,6 +79,13 @@ class FixedView:
         return f"FixedView({self.transform!r})"
 
 
+def decodes_on_device(request: "FeatureRequest") -> bool:
+    """Whether a view set's JPEGs can be decoded on the pass's device: a fixed view of tensor-form steps,
+    unperturbed (a perturbation is a PIL operation drawn per path)."""
+    return (request.perturb == perturbations.NONE and isinstance(request.transform, FixedView)
+            and tensor_steps(request.transform.transform) is not None)
+
+
 def _weights_id(backbone: str, pretrained: str | None) -> str:
     """What identifies the weights: a tag, a file with its size and mtime, or seeded random init (torch
     seed 0, `_build_encoder`) of the architecture as it is now."""
@@ -107,6 +115,9 @@ class FeatureRequest:
     root: str = ""  # the dataset's root: views are drawn per path below it, the same wherever the data lies
     perturb: str = perturbations.NONE  # applied to each image before `transform` (aigid.data.perturb)
     perturb_seed: int = 0
+    # None: PIL decodes in the loader workers; "cuda" (or "cpu"): torchvision decodes the JPEGs on that device,
+    # the pass's (aigid.data.device_decode; only where `decodes_on_device`)
+    decode_device: str | None = None
 
     def __post_init__(self):
         if self.precision not in PRECISIONS:
@@ -134,6 +145,8 @@ class FeatureRequest:
                      "weights": _weights_id(self.backbone, self.pretrained), "transform": repr(self.transform),
                      "view": self.view, "seed": self.seed, "outputs": list(self.outputs), "images": len(self.paths),
                      "precision": self.precision}
+        if self.decode_device:  # nvjpeg's pixels may round otherwise than PIL's: its own entries
+            described["decode"] = f"torchvision decode_jpeg on {self.decode_device}"
         perturb = perturbations.described(self.perturb, self.perturb_seed, self.root)
         return {**described, "perturb": perturb} if perturb else described
 
@@ -386,8 +399,15 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
     visual.eval()
     device, n = torch.device(device), len(request.paths)
     autocast = PRECISIONS[request.precision]
-    loader = DataLoader(IndexedImages(request.paths, request.view_of), batch_size=batch_size, num_workers=num_workers,
-                        collate_fn=collate_indexed, pin_memory=device.type == "cuda")
+    images_of = IndexedImages(request.paths, request.view_of)
+    decoder = None
+    if request.decode_device:
+        if torch.device(request.decode_device).type != device.type:
+            raise ValueError(f"view set {request.label!r} decodes on {request.decode_device}, the pass runs on {device}")
+        decoder = DeviceDecoder(request.transform.transform, images_of, device)
+    loader = DataLoader(EncodedImages(request.paths, request.view_of) if decoder else images_of,
+                        batch_size=batch_size, num_workers=num_workers,
+                        collate_fn=collate_encoded if decoder else collate_indexed, pin_memory=device.type == "cuda")
     written, ok = _Rows(n, folder), np.zeros(n, dtype=bool)
     progress = PassProgress(f"features {request.label or request.backbone}", n, log)
     with written.guarded():  # a full disk is one line naming the bytes, not a traceback
@@ -395,6 +415,8 @@ def compute_table(request: FeatureRequest, visual: torch.nn.Module, *, device="c
         try:
             for first, (rows, images) in zip(range(0, n, batch_size), loader):  # batches in row order (no shuffle)
                 size, outs = min(batch_size, n - first), {}
+                if decoder:
+                    rows, images = decoder(rows, images)
                 if images is not None:
                     images = images.to(device, non_blocking=True)
                     with torch.autocast(device.type, dtype=autocast, enabled=autocast is not None):
@@ -472,8 +494,9 @@ def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu",
 class SharedFeatures:
     """A MethodSpec `prepare` for heads trained on frozen features (RINE, GenDet, UnivFD):
     `feature_requests(configs, index)` names the view sets the grid reads; they are read from the
-    store in `context.cache_dir` or computed into it once (bf16 autocast on CUDA), and every
-    trial gets {"features": {view name: table}}, memory-mapped from the store."""
+    store in `context.cache_dir` or computed into it once (bf16 autocast on CUDA, and there the JPEGs of
+    fixed views decoded on the GPU unless AIGID_DEVICE_DECODE=0), and every trial gets
+    {"features": {view name: table}}, memory-mapped from the store."""
 
     def __init__(self, feature_requests: Callable):
         self.feature_requests = feature_requests
@@ -481,7 +504,9 @@ class SharedFeatures:
     def __call__(self, index, configs, context) -> dict:
         on_gpu = torch.device(context.device).type == "cuda"
         precision = "bfloat16" if on_gpu else "float32"
-        requests = {name: replace(request, precision=precision)
+        on_device = on_gpu and os.environ.get("AIGID_DEVICE_DECODE", "1") != "0"
+        requests = {name: replace(request, precision=precision,
+                                  decode_device="cuda" if on_device and decodes_on_device(request) else None)
                     for name, request in self.feature_requests(configs, index).items()}
         context.log(f"[aigid] feature pass: {len(requests)} view set(s) for {len(configs)} trials on "
                     f"{context.device} ({precision}), store {context.cache_dir}")

@@ -14,6 +14,8 @@
 #      (benchmarks/heads.py --device cuda: trials per hour and the data path efficiency)
 #   7. RINE's offline smoke grid as a real sweep, trials at 0.25 GPU, its 48 trials in 12 xi stacks (Ray, MLflow,
 #      each member its own trial and run: aigid/methods/rine/members.py) -- the stacks' first run on CUDA
+#   8. the feature pass's input side for a fixed test view, 512² JPEGs: PIL in the loader workers against
+#      decode_jpeg on the GPU (nvjpeg, aigid/data/device_decode.py; benchmarks/decode.py)
 # --cpu runs the same scripts at tiny shapes on CPU, so that the suite is known to work without a GPU.
 # A failed step is reported (FAILED, and exit status 1 at the end) and the suite goes on: a GPU lease is
 # too short to lose the other steps.
@@ -57,6 +59,7 @@ if [[ "${1:-}" == "--cpu" ]]; then
     step heads_d128 "$PYTHON" benchmarks/heads.py --train-rows 200 --test-rows 20 --trials 2 --stack --proj-dim 128 \
         --work "${TMPDIR:-/tmp}/aigid-gpu-suite-heads-cpu"
     AIGID_STACK=1 step stacked_sweep stacked_sweep
+    step decode "$PYTHON" benchmarks/decode.py --images 64 --size 256
 else
     nvidia-smi --query-gpu=name,memory.total --format=csv,noheader | tee -a "$LOG"
     step precision "$PYTHON" benchmarks/precision.py --device cuda --images 2048 --workers 12
@@ -68,10 +71,11 @@ else
     step heads_d128 "$PYTHON" benchmarks/heads.py --device cuda --train-rows 8000 --trials 4 --threads 4 --workers 12 \
         --stack --proj-dim 128
     step stacked_sweep stacked_sweep --gpus-per-trial 0.25
+    step decode "$PYTHON" benchmarks/decode.py --device cuda --images 2048 --workers 12
 fi
 
 echo "== summary" | tee -a "$LOG"
-for name in precision paper_scale apn packing finetune heads heads_d128 stacked_sweep; do
+for name in precision paper_scale apn packing finetune heads heads_d128 stacked_sweep decode; do
     printf '%-12s %s\n' "$name" "$(cat "$LOG.$name")" | tee -a "$LOG"
     rm -f "$LOG.$name"
 done

@@ -1,0 +1,121 @@
+"""JPEGs decoded on the feature pass's device (issue 23, item 2): torchvision's `decode_jpeg`, a batch
+at a time (nvjpeg on CUDA), then the view's fixed steps (grow, centre crop, scale, normalise) as tensor
+ops there, instead of PIL in the DataLoader workers.
+
+Only a view set that is a fixed view (no random crop) and not perturbed can move: a perturbation and an
+augmentation are PIL operations drawn per path. Loader workers still read each file's header (the
+pixel limit, the format) and its bytes; a file that is not a baseline RGB or grey JPEG (a PNG, a CMYK
+JPEG) is decoded and viewed in the worker as before, and a JPEG the device cannot decode is retried
+there, so an unreadable file is skipped exactly as `IndexedImages` skips it. On the CPU torchvision's
+libjpeg-turbo gives PIL's pixels (tests/test_device_decode.py: bit-identical features); nvjpeg may
+round otherwise, so a request says where it decodes and the feature store keys on it
+(`FeatureRequest.decode_device`).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+from torchvision import transforms as T
+from torchvision.io import ImageReadMode, decode_jpeg
+from torchvision.transforms import functional as F
+
+from aigid.data.datasets import IndexedImages, open_image
+from aigid.data.transforms import PadToSize, TileToSize
+
+JPEG_MODES = ("RGB", "L")  # what decode_jpeg turns into RGB as PIL's convert("RGB") does (CMYK differs)
+
+
+def _tile(image: torch.Tensor, size: int) -> torch.Tensor:
+    """`tile_to_size` on a (C, H, W) tensor: the image repeated from the top left, cut at the grown size."""
+    _, h, w = image.shape
+    height, width = max(h, size), max(w, size)
+    return image.repeat(1, math.ceil(height / h), math.ceil(width / w))[:, :height, :width]
+
+
+def _pad(image: torch.Tensor, size: int) -> torch.Tensor:
+    """`pad_to_size` on a tensor: the same torchvision centre crop, which zero-pads a small image."""
+    return F.center_crop(image, [max(image.shape[1], size), max(image.shape[2], size)])
+
+
+def tensor_steps(transform) -> list | None:
+    """A fixed view's transform as steps on a decoded (3, H, W) uint8 tensor, or None where a step has no
+    exact tensor form (then the view set decodes with PIL)."""
+    steps = []
+    for step in getattr(transform, "transforms", [transform]):
+        if isinstance(step, PadToSize):  # before TileToSize: PadToSize is one
+            steps.append(lambda image, size=step.size: _pad(image, size))
+        elif isinstance(step, TileToSize):
+            steps.append(lambda image, size=step.size: _tile(image, size))
+        elif isinstance(step, (T.CenterCrop, T.ConvertImageDtype, T.Normalize)):
+            steps.append(step)  # torchvision's own, the same arithmetic on tensors as on PIL images
+        elif not isinstance(step, T.PILToTensor):  # decode_jpeg gives what PILToTensor gives
+            return None
+    return steps
+
+
+class EncodedImages(Dataset):
+    """paths[i] -> (i, True, the file's bytes) for a JPEG the device decodes, else `IndexedImages`'
+    (i, False, the view decoded here) or (i, False, None) for an unreadable file."""
+
+    def __init__(self, paths, view):
+        self.paths, self.decoded_here = paths, IndexedImages(paths, view)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int):
+        try:
+            with open_image(self.paths[i]) as image:  # the header only; refused above the pixel limit
+                jpeg = image.format == "JPEG" and image.mode in JPEG_MODES
+            if jpeg:
+                return i, True, torch.frombuffer(bytearray(Path(self.paths[i]).read_bytes()), dtype=torch.uint8)
+        except Exception:  # noqa: BLE001 -- IndexedImages says what is wrong with the file, and skips it
+            pass
+        row, view = self.decoded_here[i]
+        return row, False, view
+
+
+def collate_encoded(batch) -> tuple[torch.Tensor, list]:
+    """The rows and (encoded, tensor) items of a batch's readable files."""
+    good = [(i, encoded, x) for i, encoded, x in batch if x is not None]
+    return torch.tensor([i for i, _, _ in good], dtype=torch.long), [(encoded, x) for _, encoded, x in good]
+
+
+class DeviceDecoder:
+    """A batch of `collate_encoded` -> (its rows, their views stacked on `device`): JPEGs decoded there in
+    one call and viewed by `tensor_steps`; a JPEG the device refuses is decoded by `decoded_here`."""
+
+    def __init__(self, transform, decoded_here: IndexedImages, device):
+        self.steps, self.decoded_here, self.device = tensor_steps(transform), decoded_here, torch.device(device)
+        if self.steps is None:
+            raise ValueError(f"{transform!r} has a step with no tensor form: decode this view set with PIL")
+
+    def _view(self, image: torch.Tensor) -> torch.Tensor:
+        for step in self.steps:
+            image = step(image)
+        return image
+
+    def _decode(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
+        try:
+            return decode_jpeg(data, mode=ImageReadMode.RGB, device=self.device)
+        except RuntimeError:  # one bad file fails the whole call: find it
+            if len(data) == 1:
+                return [None]
+            return [image for one in data for image in self._decode([one])]
+
+    def __call__(self, rows: torch.Tensor, items: list) -> tuple[torch.Tensor, torch.Tensor | None]:
+        encoded = iter(self._decode([x for is_jpeg, x in items if is_jpeg]) if any(e for e, _ in items) else [])
+        kept, views = [], []
+        for row, (is_jpeg, x) in zip(rows.tolist(), items):
+            image = next(encoded) if is_jpeg else x.to(self.device, non_blocking=True)
+            if is_jpeg:
+                image = self._view(image) if image is not None else self.decoded_here[row][1]
+            if image is not None:
+                kept.append(row)
+                views.append(image.to(self.device, non_blocking=True))
+        if not views:
+            return torch.empty(0, dtype=torch.long), None
+        return torch.tensor(kept, dtype=torch.long), torch.stack(views)
