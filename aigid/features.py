@@ -116,7 +116,7 @@ class FeatureRequest:
     perturb: str = perturbations.NONE  # applied to each image before `transform` (aigid.data.perturb)
     perturb_seed: int = 0
     # None: PIL decodes in the loader workers; "cuda" (or "cpu"): torchvision decodes the JPEGs on that device,
-    # the pass's (aigid.data.device_decode; only where `decodes_on_device`)
+    # the pass's (aigid.data.device_decode; only where `decodes_on_device`, checked here)
     decode_device: str | None = None
 
     def __post_init__(self):
@@ -130,6 +130,9 @@ class FeatureRequest:
         if self.pretrained in ("", "none", "None"):
             object.__setattr__(self, "pretrained", None)
         perturbations.parsed(self.perturb)  # a bad spec fails here, not in a DataLoader worker
+        if self.decode_device and not decodes_on_device(self):  # it would drop a perturbation or augmentation
+            raise ValueError(f"view set {self.label or self.backbone!r} cannot decode on {self.decode_device}: only an "
+                             "unperturbed FixedView of tensor-form steps can (aigid.data.device_decode)")
 
     def image_rng(self, path: str) -> np.random.Generator:
         name = os.path.relpath(path, self.root) if self.root else path
@@ -145,7 +148,7 @@ class FeatureRequest:
                      "weights": _weights_id(self.backbone, self.pretrained), "transform": repr(self.transform),
                      "view": self.view, "seed": self.seed, "outputs": list(self.outputs), "images": len(self.paths),
                      "precision": self.precision}
-        if self.decode_device:  # nvjpeg's pixels may round otherwise than PIL's: its own entries
+        if self.decode_device:  # nvjpeg's pixels differ from PIL's (aigid.data.device_decode): its own entries
             described["decode"] = f"torchvision decode_jpeg on {self.decode_device}"
         perturb = perturbations.described(self.perturb, self.perturb_seed, self.root)
         return {**described, "perturb": perturb} if perturb else described
@@ -494,8 +497,8 @@ def extract(requests: Sequence[FeatureRequest], cache_dir=None, *, device="cpu",
 class SharedFeatures:
     """A MethodSpec `prepare` for heads trained on frozen features (RINE, GenDet, UnivFD):
     `feature_requests(configs, index)` names the view sets the grid reads; they are read from the
-    store in `context.cache_dir` or computed into it once (bf16 autocast on CUDA, and there the JPEGs of
-    fixed views decoded on the GPU unless AIGID_DEVICE_DECODE=0), and every trial gets
+    store in `context.cache_dir` or computed into it once (bf16 autocast on CUDA; there, with
+    AIGID_DEVICE_DECODE=1, the JPEGs of fixed views decoded on the GPU), and every trial gets
     {"features": {view name: table}}, memory-mapped from the store."""
 
     def __init__(self, feature_requests: Callable):
@@ -504,7 +507,7 @@ class SharedFeatures:
     def __call__(self, index, configs, context) -> dict:
         on_gpu = torch.device(context.device).type == "cuda"
         precision = "bfloat16" if on_gpu else "float32"
-        on_device = on_gpu and os.environ.get("AIGID_DEVICE_DECODE", "1") != "0"
+        on_device = on_gpu and os.environ.get("AIGID_DEVICE_DECODE", "0") == "1"  # opt-in: nvjpeg's pixels differ
         requests = {name: replace(request, precision=precision,
                                   decode_device="cuda" if on_device and decodes_on_device(request) else None)
                     for name, request in self.feature_requests(configs, index).items()}

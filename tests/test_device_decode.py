@@ -55,9 +55,12 @@ def test_only_unperturbed_fixed_views_decode_on_the_device_and_they_are_stored_a
     assert not decodes_on_device(request(images, perturb="jpeg=75"))  # a PIL operation, drawn per path
     random_crops = dataclasses.replace(request(images), transform=train_transform(224, small="pad"))
     assert not decodes_on_device(random_crops)
-    assert request(images).key() != request(images, decode_device="cuda").key()  # nvjpeg may round otherwise
+    with pytest.raises(ValueError, match="cannot decode on cpu: only an unperturbed FixedView"):
+        request(images, perturb="jpeg=75", decode_device="cpu")  # it would drop the perturbation of its JPEGs
+    assert request(images).key() != request(images, decode_device="cuda").key()  # nvjpeg's pixels differ
     with pytest.raises(ValueError, match="decodes on cuda, the pass runs on cpu"):
         extract([request(images, decode_device="cuda")], None, log=None)
     shared = SharedFeatures(lambda configs, index: {"test": request(images)})
-    context = PrepareContext(cache_dir=None, log=lambda line: None)  # a CPU pass keeps PIL
+    context = PrepareContext(cache_dir=None, log=lambda line: None)  # a CPU pass keeps PIL (CUDA too unless
+    # AIGID_DEVICE_DECODE=1: nvjpeg's chroma differs, aigid.data.device_decode)
     assert shared(None, [], context)["features"]["test"].ok.sum() == 5

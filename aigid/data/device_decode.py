@@ -4,12 +4,19 @@ ops there, instead of PIL in the DataLoader workers.
 
 Only a view set that is a fixed view (no random crop) and not perturbed can move: a perturbation and an
 augmentation are PIL operations drawn per path. Loader workers still read each file's header (the
-pixel limit, the format) and its bytes; a file that is not a baseline RGB or grey JPEG (a PNG, a CMYK
-JPEG) is decoded and viewed in the worker as before, and a JPEG the device cannot decode is retried
-there, so an unreadable file is skipped exactly as `IndexedImages` skips it. On the CPU torchvision's
-libjpeg-turbo gives PIL's pixels (tests/test_device_decode.py: bit-identical features); nvjpeg may
-round otherwise, so a request says where it decodes and the feature store keys on it
-(`FeatureRequest.decode_device`).
+pixel limit, the format) and its bytes; a file that is not an RGB or grey JPEG (a PNG, a CMYK JPEG) is
+decoded and viewed in the worker as before, and a JPEG the device cannot decode is retried in this
+process with PIL, so an unreadable file is skipped exactly as `IndexedImages` skips it.
+
+On the CPU torchvision's libjpeg-turbo gives PIL's pixels (tests/test_device_decode.py: bit-identical
+features). nvjpeg does not: torchvision runs it with default flags, which upsample 4:2:0 chroma by
+nearest neighbour where libjpeg interpolates, a systematic colour difference at the pixel level these
+detectors read. A grid would then see the clean test images through another decoder than its
+training images and its perturbed tests, so the sweeps decode on the GPU only when asked
+(AIGID_DEVICE_DECODE=1, `SharedFeatures`), and the store keys each table on its decoder
+(`FeatureRequest.decode_device`). Whole images are decoded before the crop: a batch of large photos
+takes GBs of GPU memory. (`decode_jpeg` is deprecated since torchvision 0.29 in favour of TorchCodec;
+the pinned 0.29 has it.)
 """
 from __future__ import annotations
 
