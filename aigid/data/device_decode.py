@@ -33,6 +33,7 @@ from aigid.data.datasets import IndexedImages, open_image
 from aigid.data.transforms import PadToSize, TileToSize
 
 JPEG_MODES = ("RGB", "L")  # what decode_jpeg turns into RGB as PIL's convert("RGB") does (CMYK differs)
+ELEMENTWISE = (T.ConvertImageDtype, T.Normalize)  # the same on a batch as on each of its images
 
 
 def _tile(image: torch.Tensor, size: int) -> torch.Tensor:
@@ -56,7 +57,7 @@ def tensor_steps(transform) -> list | None:
             steps.append(lambda image, size=step.size: _pad(image, size))
         elif isinstance(step, TileToSize):
             steps.append(lambda image, size=step.size: _tile(image, size))
-        elif isinstance(step, (T.CenterCrop, T.ConvertImageDtype, T.Normalize)):
+        elif isinstance(step, (T.CenterCrop, *ELEMENTWISE)):
             steps.append(step)  # torchvision's own, the same arithmetic on tensors as on PIL images
         elif not isinstance(step, T.PILToTensor):  # decode_jpeg gives what PILToTensor gives
             return None
@@ -93,17 +94,16 @@ def collate_encoded(batch) -> tuple[torch.Tensor, list]:
 
 class DeviceDecoder:
     """A batch of `collate_encoded` -> (its rows, their views stacked on `device`): JPEGs decoded there in
-    one call and viewed by `tensor_steps`; a JPEG the device refuses is decoded by `decoded_here`."""
+    one call, each grown and cropped by `tensor_steps`, the crops scaled and normalised as one batch; a
+    JPEG the device refuses is decoded by `decoded_here` (PIL, in this process)."""
 
     def __init__(self, transform, decoded_here: IndexedImages, device):
-        self.steps, self.decoded_here, self.device = tensor_steps(transform), decoded_here, torch.device(device)
-        if self.steps is None:
+        steps, self.decoded_here, self.device = tensor_steps(transform), decoded_here, torch.device(device)
+        if steps is None:
             raise ValueError(f"{transform!r} has a step with no tensor form: decode this view set with PIL")
-
-    def _view(self, image: torch.Tensor) -> torch.Tensor:
-        for step in self.steps:
-            image = step(image)
-        return image
+        # the steps up to the last that is not elementwise (the crop) run per image, whose sizes differ
+        last_sized = max((k for k, step in enumerate(steps) if not isinstance(step, ELEMENTWISE)), default=-1)
+        self.per_image, self.per_batch = steps[:last_sized + 1], steps[last_sized + 1:]
 
     def _decode(self, data: list[torch.Tensor]) -> list[torch.Tensor | None]:
         try:
@@ -113,16 +113,32 @@ class DeviceDecoder:
                 return [None]
             return [image for one in data for image in self._decode([one])]
 
+    def _crop(self, image: torch.Tensor) -> torch.Tensor:
+        for step in self.per_image:
+            image = step(image)
+        return image
+
+    def _finish(self, crops: torch.Tensor) -> torch.Tensor:
+        for step in self.per_batch:
+            crops = step(crops)
+        return crops
+
     def __call__(self, rows: torch.Tensor, items: list) -> tuple[torch.Tensor, torch.Tensor | None]:
         encoded = iter(self._decode([x for is_jpeg, x in items if is_jpeg]) if any(e for e, _ in items) else [])
-        kept, views = [], []
+        kept, crops, slots = [], [], []  # a slot: the index of its crop, or a view decoded by PIL
         for row, (is_jpeg, x) in zip(rows.tolist(), items):
-            image = next(encoded) if is_jpeg else x.to(self.device, non_blocking=True)
-            if is_jpeg:
-                image = self._view(image) if image is not None else self.decoded_here[row][1]
+            image = next(encoded) if is_jpeg else None
             if image is not None:
+                crops.append(self._crop(image))
+                slots.append(len(crops) - 1)
                 kept.append(row)
-                views.append(image.to(self.device, non_blocking=True))
-        if not views:
+                continue
+            view = x if not is_jpeg else self.decoded_here[row][1]  # decoded in the worker, or refused here
+            if view is not None:
+                slots.append(view.to(self.device, non_blocking=True))
+                kept.append(row)
+        if not kept:
             return torch.empty(0, dtype=torch.long), None
+        finished = self._finish(torch.stack(crops)) if crops else None
+        views = [finished[slot] if isinstance(slot, int) else slot for slot in slots]
         return torch.tensor(kept, dtype=torch.long), torch.stack(views)
