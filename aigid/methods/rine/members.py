@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 from pathlib import Path
-from typing import Iterator, Mapping
+from typing import Iterable, Iterator, Mapping
 
 import torch
 
@@ -112,10 +112,15 @@ class StackMember:
         self.alone: RINETrainer | None = None  # when it could not wait for the stack (`_take`)
 
     @property
-    def checkpoints_mid_run(self) -> bool:
-        """While training (the stack, or alone) only: the entry holds each member's last state, not one per
-        epoch (that would be GBs at d' 1024), so a replaying member checkpoints at its last epoch."""
+    def trains_here(self) -> bool:
+        """Whether this trial trains (the stack, or itself alone) rather than replays."""
         return self.stack is not None or self.alone is not None
+
+    @property
+    def checkpoints_mid_run(self) -> bool:
+        """While training only: the entry holds each member's last state, not one per epoch (that would be
+        GBs at d' 1024), so a replaying member checkpoints at its last epoch."""
+        return self.trains_here
 
     def run(self) -> Iterator[dict]:
         results = self._load(remove=False)  # a damaged entry is removed under the lock only
@@ -130,9 +135,7 @@ class StackMember:
                     remove_dead_partials(self.entry.parent)  # left by a member of this host killed while storing
                     yield from self._train()
                     return
-        for result in results[self.position][self.epoch:]:  # a restored trial replays what its checkpoint lacks
-            self.epoch = result["epoch"]
-            yield self._tagged(result)
+        yield from self._own(results[self.position])
 
     def state_dict(self) -> dict:
         if self.alone is not None:
@@ -149,10 +152,14 @@ class StackMember:
         self.config.check_checkpoint(state)
         self.epoch, self.restored = state["epoch"], state
 
-    def _tagged(self, result: dict) -> dict:
-        """`result` with the stack's size and whether this trial trained it (a member trained alone: a stack of 1)."""
-        return {**result, "stack/members": 1 if self.alone else len(self.members),
-                "stack/trained_here": int(self.stack is not None or self.alone is not None)}
+    def _own(self, results: Iterable[dict]) -> Iterator[dict]:
+        """This trial's `results` after the epoch it stands at (a restored trial reports only what its
+        checkpoint lacks), with the stack's size and whether this trial trained it (alone: a stack of 1)."""
+        for result in results:
+            if result["epoch"] > self.epoch:
+                self.epoch = result["epoch"]
+                yield {**result, "stack/members": 1 if self.alone else len(self.members),
+                       "stack/trained_here": int(self.trains_here)}
 
     def _take(self, lock) -> bool:
         """Wait for the stack's lock (a sibling holds it while it trains the stack; a dead one's is gone): True
@@ -198,10 +205,7 @@ class StackMember:
         self.alone = RINETrainer(self.config, self.index, self.shared, device=self.device)
         if self.restored is not None:  # every member's checkpoint is a single trial's (stack.py)
             self.alone.load_state_dict(self.restored)
-        for result in self.alone.run():
-            if result["epoch"] > self.epoch:
-                self.epoch = result["epoch"]
-                yield self._tagged(result)
+        yield from self._own(self.alone.run())
 
     def _train(self) -> Iterator[dict]:
         """Train the stack, yielding this member's results; every member's are stored before its last epoch's."""
@@ -212,9 +216,7 @@ class StackMember:
             epochs.append(results)
             if len(epochs) == self.config.epochs:
                 self._store(epochs)
-            if results[self.position]["epoch"] > self.epoch:
-                self.epoch = results[self.position]["epoch"]
-                yield self._tagged(results[self.position])
+            yield from self._own([results[self.position]])
 
     def _store(self, epochs: list[list[dict]]) -> None:
         """Write every member's results and last state into a partial folder, seal it, rename it into place
